@@ -1,0 +1,21 @@
+"""`rocket image gc`: remove images unused for longer than the grace period."""
+
+from __future__ import annotations
+
+import argparse
+
+from .context import Context
+from .units import parse_duration
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("gc", help="remove images not used recently")
+    parser.add_argument("--grace-period", default="24h", help="keep images used within this long (default 24h)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    grace = parse_duration(args.grace_period, flag="--grace-period")
+    for image_id in ctx.store().gc(grace_seconds=grace):
+        print(f"removed {image_id}")
+    return 0

@@ -1,0 +1,22 @@
+"""`rocket image rm IMAGE...`: remove images (and renders built from them) from the store."""
+
+from __future__ import annotations
+
+import argparse
+
+from .context import Context
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("rm", help="remove images from the store")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image ID (any unique prefix) or name[:version]")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    store = ctx.store()
+    records = [store.resolve(reference) for reference in args.images]  # all resolve before any is removed
+    for record in records:
+        store.remove(record.id)
+        print(f"removed {record.id}")
+    return 0

@@ -1,0 +1,144 @@
+"""The `rocket` entry point: global flags, the verbs, and the one place errors become exit codes.
+
+Exit codes: 0 success; 254 an engine error (one line naming what failed and what to do, the root cause
+on the next line, the whole chain only with --debug); 2 bad command-line syntax (argparse); 130 on ^C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from ..errors import RocketError
+from ..extract import ImportLimits
+from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG
+from . import (
+    config,
+    fetch,
+    image_build,
+    image_cat_manifest,
+    image_export,
+    image_extract,
+    image_gc,
+    image_list,
+    image_rm,
+    image_validate,
+    image_verify,
+    version,
+)
+from .context import Context, env_path, parse_insecure_options
+from .units import parse_size
+
+EXIT_ENGINE_ERROR = 254
+EXIT_INTERRUPTED = 130
+
+TOP_LEVEL_VERBS = (fetch, version, config)
+IMAGE_VERBS = (
+    image_list,
+    image_rm,
+    image_gc,
+    image_export,
+    image_extract,
+    image_cat_manifest,
+    image_verify,
+    image_build,
+    image_validate,
+)
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The global flags, accepted before or after the verb (as rkt's are)."""
+    default: Callable[[object], object] = (lambda value: value) if top else (lambda _value: argparse.SUPPRESS)
+    parser.add_argument("--dir", default=default(None), help="data directory (default /var/lib/rocket, $ROCKET_DIR)")
+    parser.add_argument("--local-config", default=default(None), help="local config (default /etc/rocket)")
+    parser.add_argument("--system-config", default=default(None), help="vendor config (default /usr/lib/rocket)")
+    parser.add_argument("--insecure-options", default=default(None), help="comma-separated checks to skip")
+    parser.add_argument("--max-image-size", default=default(None), help="largest uncompressed image (default 64G)")
+    parser.add_argument("--max-image-entries", default=default(None), help="most entries in an image (default 1000000)")
+    parser.add_argument("--debug", action="store_true", default=default(False), help="print error chains in full")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rocket", description="rocket: an App Container runtime")
+    _add_global_flags(parser, top=True)
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+    for module in TOP_LEVEL_VERBS:
+        module.register(verbs)
+    image = verbs.add_parser("image", help="operate on images in the store")
+    image_verbs = image.add_subparsers(dest="image_verb", metavar="SUBCOMMAND", required=True)
+    for module in IMAGE_VERBS:
+        module.register(image_verbs)
+    for leaf in _leaf_parsers(parser):
+        _add_global_flags(leaf, top=False)
+    return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> List[argparse.ArgumentParser]:
+    leaves: List[argparse.ArgumentParser] = []
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in set(action.choices.values()):
+                leaves.extend(_leaf_parsers(child) or [child])
+    return leaves
+
+
+def make_context(args: argparse.Namespace) -> Context:
+    limits = ImportLimits()
+    size_text = args.max_image_size or os.environ.get("ROCKET_MAX_IMAGE_SIZE")
+    entries_text = args.max_image_entries or os.environ.get("ROCKET_MAX_IMAGE_ENTRIES")
+    if size_text:
+        limits = ImportLimits(max_size=parse_size(size_text, flag="--max-image-size"), max_entries=limits.max_entries)
+    if entries_text:
+        limits = ImportLimits(max_size=limits.max_size, max_entries=int(parse_size(entries_text, flag="--max-image-entries")))
+    return Context(
+        data_dir=Path(args.dir) if args.dir else env_path("ROCKET_DIR", DEFAULT_DATA_DIR),
+        local_config=Path(args.local_config) if args.local_config else env_path("ROCKET_LOCAL_CONFIG", DEFAULT_LOCAL_CONFIG),
+        system_config=Path(args.system_config) if args.system_config else env_path("ROCKET_SYSTEM_CONFIG", DEFAULT_SYSTEM_CONFIG),
+        insecure=parse_insecure_options(args.insecure_options or os.environ.get("ROCKET_INSECURE_OPTIONS", "")),
+        debug=bool(args.debug or os.environ.get("ROCKET_DEBUG")),
+        limits=limits,
+    )
+
+
+def _report(exc: RocketError, *, debug: bool) -> None:
+    print(f"rocket: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"rocket: hint: {exc.hint}", file=sys.stderr)
+    cause = exc.__cause__
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if cause is not None and not debug:
+        print(f"rocket: cause: {cause}", file=sys.stderr)
+    if debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    """Run one command and return its exit code (no sys.exit: tests call this)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False) or os.environ.get("ROCKET_DEBUG"))
+    ctx: Optional[Context] = None
+    try:
+        ctx = make_context(args)
+        return int(args.run(args, ctx))
+    except RocketError as exc:
+        _report(exc, debug=debug)
+        return EXIT_ENGINE_ERROR
+    except KeyboardInterrupt:
+        print("rocket: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    finally:
+        if ctx is not None:
+            ctx.close()
+
+
+def main() -> None:
+    """The console script: the only sys.exit in the engine."""
+    sys.exit(run())

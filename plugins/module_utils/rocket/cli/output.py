@@ -1,0 +1,43 @@
+"""Tables for people and JSON for programs: every listing command offers both."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, List, Sequence
+
+FORMATS = ("table", "json")
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: List[Sequence[str]], *, legend: bool = True) -> None:
+    """Columns padded to their widest cell, rkt style."""
+    lines = ([list(headers)] if legend else []) + [list(row) for row in rows]
+    if not lines:
+        return
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths)]
+        sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("bug: unreachable")
+
+
+def human_time(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def add_format_flag(parser: Any) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")

@@ -1,0 +1,129 @@
+"""The sqlite index of the image store: which images exist, their names, labels, sizes and times.
+
+The index is the store's visible truth: an image folder that has no row is a leftover of a crash and
+is removed by the next command. sqlite runs in WAL mode with a busy timeout, so many rocket processes
+can read and write it at once; every write is one short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .errors import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    labels      TEXT NOT NULL,
+    import_time REAL NOT NULL,
+    last_used   REAL NOT NULL,
+    size        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_by_name ON images (name);
+"""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One row of the index."""
+
+    id: str
+    name: str
+    labels: Dict[str, str]
+    import_time: float
+    last_used: float
+    size: int
+
+    @property
+    def version(self) -> str:
+        return self.labels.get("version", "")
+
+    def as_json(self) -> Dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "labels": self.labels,
+            "import_time": self.import_time,
+            "last_used": self.last_used,
+            "size": self.size,
+        }
+
+
+def _record(row: sqlite3.Row) -> ImageRecord:
+    return ImageRecord(
+        id=row["id"],
+        name=row["name"],
+        labels=json.loads(row["labels"]),
+        import_time=row["import_time"],
+        last_used=row["last_used"],
+        size=row["size"],
+    )
+
+
+class ImageIndex:
+    """Reads and writes the images table; each method is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the image index {path}: {exc}",
+                hint="check the permissions of --dir; if the file is damaged, move it away and re-fetch images",
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query(self, sql: str, params: tuple = ()) -> List[sqlite3.Row]:  # type: ignore[type-arg]
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"image index {self.path} failed: {exc}", hint="try again") from exc
+
+    def add(self, *, image_id: str, name: str, labels: Dict[str, str], size: int) -> bool:
+        """Insert an image; False if it was there already (a concurrent import of the same image)."""
+        now = time.time()
+        before = self._db.total_changes
+        self._query(
+            "INSERT OR IGNORE INTO images (id, name, labels, import_time, last_used, size) VALUES (?, ?, ?, ?, ?, ?)",
+            (image_id, name, json.dumps(labels, sort_keys=True), now, now, size),
+        )
+        return self._db.total_changes > before
+
+    def remove(self, image_id: str) -> None:
+        self._query("DELETE FROM images WHERE id = ?", (image_id,))
+
+    def get(self, image_id: str) -> Optional[ImageRecord]:
+        rows = self._query("SELECT * FROM images WHERE id = ?", (image_id,))
+        return _record(rows[0]) if rows else None
+
+    def touch(self, image_id: str) -> None:
+        """Record that an image was used now (gc's grace period counts from here)."""
+        self._query("UPDATE images SET last_used = ? WHERE id = ?", (time.time(), image_id))
+
+    def by_prefix(self, prefix: str) -> List[ImageRecord]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._query("SELECT * FROM images WHERE id LIKE ? ESCAPE '\\'", (escaped + "%",))
+        return [_record(row) for row in rows]
+
+    def by_name(self, name: str) -> List[ImageRecord]:
+        rows = self._query("SELECT * FROM images WHERE name = ? ORDER BY import_time DESC", (name,))
+        return [_record(row) for row in rows]
+
+    def all(self) -> List[ImageRecord]:
+        return [_record(row) for row in self._query("SELECT * FROM images ORDER BY import_time")]
+
+    def ids(self) -> List[str]:
+        return [row["id"] for row in self._query("SELECT id FROM images")]

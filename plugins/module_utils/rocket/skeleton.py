@@ -1,0 +1,135 @@
+"""The skeleton of an imported archive: everything but file data, so the archive can be rebuilt exactly.
+
+The store keeps an image once, extracted. The skeleton records the archive's header blocks, padding and
+end marker verbatim, and for each regular file the path under the image folder and its size. Replaying
+it with the extracted files gives back the original uncompressed tar byte for byte, hence the same
+image ID: that is how `image export` and `image verify` work without a second copy of every image.
+
+Format: the magic line, then records; each is one tag byte and its fields (big-endian):
+    R <u32 length> <bytes>          raw archive bytes
+    F <u64 size> <u32 length> <path> the data of the regular file at `path` (relative to the image folder)
+    Z <u64 count>                    zero bytes (the end marker and its padding)
+    E                                end of skeleton
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from pathlib import Path
+from typing import BinaryIO, Optional
+
+from .errors import StoreError
+
+MAGIC = b"rocket-skeleton 1\n"
+_FLUSH_AT = 1 << 16
+_COPY_CHUNK = 1 << 20
+
+
+class SkeletonWriter:
+    """Collects the non-data bytes of an archive while it is extracted, into one file."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._pending = bytearray()
+        self._stream.write(MAGIC)
+
+    def raw(self, data: bytes) -> None:
+        self._pending += data
+        if len(self._pending) >= _FLUSH_AT:
+            self._flush_raw()
+
+    def zeros(self, count: int) -> None:
+        self._flush_raw()
+        self._stream.write(b"Z" + struct.pack(">Q", count))
+
+    def file(self, path: bytes, size: int) -> None:
+        self._flush_raw()
+        self._stream.write(b"F" + struct.pack(">QI", size, len(path)) + path)
+
+    def close(self) -> None:
+        self._flush_raw()
+        self._stream.write(b"E")
+
+    def _flush_raw(self) -> None:
+        if self._pending:
+            self._stream.write(b"R" + struct.pack(">I", len(self._pending)) + bytes(self._pending))
+            self._pending.clear()
+
+
+def _corrupt(image_dir: Path, why: str) -> StoreError:
+    return StoreError(
+        f"image {image_dir.name} is damaged in the store: {why}",
+        hint=f"remove it with 'rocket image rm {image_dir.name}' and fetch it again",
+        image=image_dir.name,
+    )
+
+
+def _read(stream: BinaryIO, size: int, image_dir: Path) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise _corrupt(image_dir, "its skeleton is truncated")
+    return data
+
+
+def replay(image_dir: Path, out: Optional[BinaryIO]) -> str:
+    """Rebuild the archive of the image in `image_dir` into `out` (or nowhere); return its image ID."""
+    digest = hashlib.sha512()
+    buffer = bytearray(_COPY_CHUNK)
+    view = memoryview(buffer)
+
+    def emit(data: "bytes | memoryview") -> None:
+        digest.update(data)
+        if out is not None:
+            out.write(data)
+
+    try:
+        stream = open(image_dir / "skeleton", "rb")
+    except FileNotFoundError:
+        raise _corrupt(image_dir, "its skeleton is missing") from None
+    with stream:
+        if stream.read(len(MAGIC)) != MAGIC:
+            raise _corrupt(image_dir, "its skeleton has an unknown format")
+        while True:
+            tag = stream.read(1)
+            if tag == b"E":
+                break
+            if tag == b"R":
+                (length,) = struct.unpack(">I", _read(stream, 4, image_dir))
+                emit(_read(stream, length, image_dir))
+            elif tag == b"Z":
+                (count,) = struct.unpack(">Q", _read(stream, 8, image_dir))
+                zero_block = bytes(min(count, _COPY_CHUNK))
+                while count:
+                    step = min(count, len(zero_block))
+                    emit(zero_block[:step])
+                    count -= step
+            elif tag == b"F":
+                size, length = struct.unpack(">QI", _read(stream, 12, image_dir))
+                relative = _read(stream, length, image_dir)
+                _replay_file(image_dir, relative, size, view, emit)
+            else:
+                raise _corrupt(image_dir, f"its skeleton has an unknown record {tag!r}")
+    return "sha512-" + digest.hexdigest()
+
+
+def _replay_file(image_dir: Path, relative: bytes, size: int, view: memoryview, emit) -> None:  # type: ignore[no-untyped-def]
+    path = os.path.join(os.fsencode(image_dir), relative)
+    shown = relative.decode("utf-8", "backslashreplace")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _corrupt(image_dir, f"cannot open {shown}: {exc.strerror}") from exc
+    try:
+        if os.fstat(fd).st_size != size:
+            raise _corrupt(image_dir, f"{shown} changed size since import")
+        remaining = size
+        while remaining:
+            got = os.readv(fd, [view[: min(remaining, len(view))]])
+            if not got:
+                raise _corrupt(image_dir, f"{shown} is shorter than at import")
+            emit(view[:got])
+            remaining -= got
+    finally:
+        os.close(fd)
