@@ -78,7 +78,9 @@ def build_image(
         entries = _write_tar(source, hasher, source_date_epoch, warnings)
         if compressed is not None:
             compressed.close()
-    return BuildResult(image_id="sha512-" + hasher.digest.hexdigest(), name=str(manifest["name"]), entries=entries, warnings=warnings)
+    return BuildResult(
+        image_id="sha512-" + hasher.digest.hexdigest(), name=str(manifest["name"]), entries=entries, warnings=warnings
+    )
 
 
 def _write_tar(source: Path, out: _HashingWriter, epoch: Optional[int], warnings: List[str]) -> int:
@@ -116,7 +118,13 @@ def _write_tar(source: Path, out: _HashingWriter, epoch: Optional[int], warnings
                 member.linkname = os.readlink(path)
                 archive.addfile(member)
             elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
-                member.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE if stat.S_ISBLK(mode) else tarfile.FIFOTYPE
+                member.type = (
+                    tarfile.CHRTYPE
+                    if stat.S_ISCHR(mode)
+                    else tarfile.BLKTYPE
+                    if stat.S_ISBLK(mode)
+                    else tarfile.FIFOTYPE
+                )
                 member.devmajor, member.devminor = os.major(info.st_rdev), os.minor(info.st_rdev)
                 archive.addfile(member)
             count += 1

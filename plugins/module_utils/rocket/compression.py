@@ -42,7 +42,7 @@ def detect_compression(head: bytes) -> str:
 
 def open_tar_stream(raw: BinaryIO) -> tuple[BinaryIO, str]:
     """Wrap a raw archive stream so reads yield uncompressed tar bytes; returns (stream, compression)."""
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, BUFFER_SIZE)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, BUFFER_SIZE)  # type: ignore[arg-type,type-var]
     kind = detect_compression(buffered.peek(8)[:8])
     if kind == "gzip":
         return gzip.GzipFile(fileobj=buffered, mode="rb"), kind  # type: ignore[return-value]

@@ -225,7 +225,7 @@ class _Extractor:
         self.set_xattrs(fd, entry, shown)
         os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
 
-    def set_xattrs(self, target: "int | bytes", entry: TarEntry, shown: str, *, follow: bool = True) -> None:
+    def set_xattrs(self, target: int | bytes, entry: TarEntry, shown: str, *, follow: bool = True) -> None:
         for name, value in entry.xattrs.items():
             if not name.startswith(KEPT_XATTR_PREFIXES):
                 # trusted.* and security.* (but file capabilities) are host policy, not image content;

@@ -57,11 +57,17 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
+    def fileno(self) -> int:
+        """The descriptor that holds the lock (to compare it with the lock file's path)."""
+        if self._fd is None:
+            raise AssertionError(f"bug: lock {self.path} is not held")
+        return self._fd
+
     @property
     def held(self) -> bool:
         return self._fd is not None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MAX_DEPTH = 64
 
 
-def _resolve_dependency(store: "Store", dependency: Dict[str, object], *, parent: str) -> str:
+def _resolve_dependency(store: Store, dependency: Dict[str, object], *, parent: str) -> str:
     name = str(dependency["imageName"])
     wanted_id = dependency.get("imageID")
     if isinstance(wanted_id, str) and store.index.get(wanted_id) is not None:
@@ -37,7 +37,7 @@ def _resolve_dependency(store: "Store", dependency: Dict[str, object], *, parent
             hint=f"fetch {name} first",
             reference=name,
         )
-    labels = {str(item["name"]): str(item["value"]) for item in dependency.get("labels") or []}  # type: ignore[union-attr]
+    labels = {str(item["name"]): str(item["value"]) for item in dependency.get("labels") or []}  # type: ignore[attr-defined]
     for record in store.index.by_name(name):
         if all(record.labels.get(key) == value for key, value in labels.items()):
             return record.id
@@ -48,7 +48,7 @@ def _resolve_dependency(store: "Store", dependency: Dict[str, object], *, parent
     )
 
 
-def layer_ids(store: "Store", image_id: str) -> List[str]:
+def layer_ids(store: Store, image_id: str) -> List[str]:
     """The render order: each dependency's own layers first (depth first, in order), then the image."""
     order: List[str] = []
 
@@ -70,7 +70,7 @@ def render_key(layers: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(layers).encode()).hexdigest()
 
 
-def rendered_rootfs(store: "Store", image_id: str) -> Path:
+def rendered_rootfs(store: Store, image_id: str) -> Path:
     """The root filesystem of an image with its dependencies, rendering it once if needed."""
     layers = layer_ids(store, image_id)
     manifest = store.manifest(image_id)
@@ -87,7 +87,7 @@ def rendered_rootfs(store: "Store", image_id: str) -> Path:
     return target / "rootfs"
 
 
-def _render(store: "Store", layers: List[str], whitelist: List[str], target: Path) -> None:
+def _render(store: Store, layers: List[str], whitelist: List[str], target: Path) -> None:
     from .store import WorkDir
 
     work = WorkDir(store.paths)
@@ -118,7 +118,7 @@ def apply_whitelist(rootfs: str, whitelist: List[str]) -> None:
                 os.unlink(os.path.join(folder, name))
 
 
-def remove_renders_using(store: "Store", removed: Set[str]) -> None:
+def remove_renders_using(store: Store, removed: Set[str]) -> None:
     """Delete renders that use any of `removed` or any image no longer in the store."""
     present = set(store.index.ids())
     for entry in os.scandir(store.paths.rendered):

@@ -79,7 +79,7 @@ def replay(image_dir: Path, out: Optional[BinaryIO]) -> str:
     buffer = bytearray(_COPY_CHUNK)
     view = memoryview(buffer)
 
-    def emit(data: "bytes | memoryview") -> None:
+    def emit(data: bytes | memoryview) -> None:
         digest.update(data)
         if out is not None:
             out.write(data)

@@ -9,6 +9,7 @@ row. So a crash at any point leaves the store as if the interrupted command had 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -67,10 +68,8 @@ class WorkDir:
 
     def close(self) -> None:
         """Give up the lock once the folder has been renamed away or deleted."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.lock.path)
-        except FileNotFoundError:
-            pass
         self.lock.release()
 
 
@@ -79,7 +78,7 @@ def _same_file(path: Path, lock: FileLock) -> bool:
         on_disk = os.stat(path)
     except FileNotFoundError:
         return False
-    held = os.fstat(lock._fd)  # noqa: SLF001 - the lock's own descriptor, read only
+    held = os.fstat(lock.fileno())
     return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
 
 
@@ -128,10 +127,8 @@ class Store:
             if os.path.exists(lock_path) and not _same_file(lock_path, lock):
                 return
             remove_tree(work)
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock_path)
-            except FileNotFoundError:
-                pass
         finally:
             lock.release()
 
@@ -144,7 +141,7 @@ class Store:
 
     # -- import ---------------------------------------------------------------------------------
 
-    def import_archive(self, source: "os.PathLike[str] | str | BinaryIO", *, where: str = "") -> ImportResult:
+    def import_archive(self, source: os.PathLike[str] | str | BinaryIO, *, where: str = "") -> ImportResult:
         """Hash, check and extract an archive in one pass, then make it visible; idempotent per image ID."""
         from .manifest import image_labels, load_image_manifest
 
@@ -166,7 +163,9 @@ class Store:
             manifest = load_image_manifest(extraction.manifest, where=f"manifest of {where}")
             # One syncfs makes every extracted file durable before the rename publishes them.
             syncfs(work.path)
-            record, already = self._publish(work, extraction.image_id, manifest["name"], image_labels(manifest), extraction.size)
+            record, already = self._publish(
+                work, extraction.image_id, manifest["name"], image_labels(manifest), extraction.size
+            )
         except ImageError as exc:
             if where and "source" not in exc.context:
                 exc.context["source"] = where
@@ -176,9 +175,13 @@ class Store:
         except BaseException:
             work.discard()
             raise
-        return ImportResult(record=record, compression=compression, already_present=already, warnings=extraction.warnings)
+        return ImportResult(
+            record=record, compression=compression, already_present=already, warnings=extraction.warnings
+        )
 
-    def _publish(self, work: WorkDir, image_id: str, name: str, labels: Dict[str, str], size: int) -> Tuple[ImageRecord, bool]:
+    def _publish(
+        self, work: WorkDir, image_id: str, name: str, labels: Dict[str, str], size: int
+    ) -> Tuple[ImageRecord, bool]:
         target = self.paths.image_dir(image_id)
         with FileLock(self.paths.image_lock(image_id)):
             existing = self.index.get(image_id)
@@ -214,7 +217,9 @@ class Store:
                 f"image ID prefix {text!r} is too short",
                 hint=f"give at least {MIN_ID_PREFIX} hex digits after 'sha512-'",
             )
-        if text.startswith("sha512-") or (len(text) >= MIN_ID_PREFIX * 2 and all(c in "0123456789abcdef" for c in text)):
+        if text.startswith("sha512-") or (
+            len(text) >= MIN_ID_PREFIX * 2 and all(c in "0123456789abcdef" for c in text)
+        ):
             prefix = text if text.startswith("sha512-") else "sha512-" + text
             matches = self.index.by_prefix(prefix)
             if len(matches) == 1:
@@ -247,7 +252,9 @@ class Store:
         try:
             return self.paths.image_manifest(image_id).read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"image {image_id} has no manifest in the store", hint="remove and fetch it again") from None
+            raise StoreError(
+                f"image {image_id} has no manifest in the store", hint="remove and fetch it again"
+            ) from None
 
     def manifest(self, image_id: str) -> Dict[str, object]:
         """The parsed image manifest."""
@@ -291,7 +298,7 @@ class Store:
 
     # -- export and verification ----------------------------------------------------------------
 
-    def export(self, image_id: str, out: BinaryIO) -> str:
+    def export(self, image_id: str, out: Optional[BinaryIO]) -> str:
         """Write the image's archive, byte for byte as imported; fails if the stored tree changed."""
         produced = replay(self.paths.image_dir(image_id), out)
         if produced != image_id:
@@ -304,7 +311,7 @@ class Store:
 
     def verify(self, image_id: str) -> None:
         """Re-hash the stored image; raises StoreError if any byte differs from what was imported."""
-        self.export(image_id, None)  # type: ignore[arg-type]
+        self.export(image_id, None)
 
     def iter_layer_ids(self, image_id: str) -> Iterator[str]:
         """Image IDs of the image's dependencies, depth first in order, then the image itself."""

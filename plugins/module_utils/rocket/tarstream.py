@@ -188,9 +188,7 @@ def _parse_number(field_bytes: bytes, *, what: str, name: str) -> int:
     try:
         return int(text, 8)
     except ValueError:
-        raise ImageError(
-            f"entry {name!r} has a malformed {what} field {text!r}", entry=name, rule="header"
-        ) from None
+        raise ImageError(f"entry {name!r} has a malformed {what} field {text!r}", entry=name, rule="header") from None
 
 
 def _cstring(field_bytes: bytes) -> bytes:
@@ -321,12 +319,12 @@ def iter_entries(reader: HashingReader, sink: SkeletonSink) -> Iterator[TarEntry
         pax.update(pending_pax)
         pending_pax = {}
         if any(key.startswith(b"GNU.sparse.") for key in pax) or typeflag == b"S":
-            raise ImageError(f"entry {shown!r} is a sparse file, which rocket does not accept", entry=shown, rule="sparse")
+            raise ImageError(
+                f"entry {shown!r} is a sparse file, which rocket does not accept", entry=shown, rule="sparse"
+            )
         entry_type = ENTRY_TYPES.get(typeflag)
         if entry_type is None:
-            raise ImageError(
-                f"entry {shown!r} has unsupported type {typeflag!r}", entry=shown, rule="entry-type"
-            )
+            raise ImageError(f"entry {shown!r} has unsupported type {typeflag!r}", entry=shown, rule="entry-type")
 
         magic = block[257:263]
         name = raw_name

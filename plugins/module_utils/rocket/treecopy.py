@@ -58,14 +58,16 @@ def merge_tree(source: str, destination: str, *, hardlink: bool) -> None:
         _copy_meta(src, path, info, is_root=is_root)
 
 
-def _lstat_or_none(path: str) -> "os.stat_result | None":
+def _lstat_or_none(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
     except FileNotFoundError:
         return None
 
 
-def _place_file(src: str, dst: str, info: os.stat_result, *, hardlink: bool, copied: Dict[Tuple[int, int], str], is_root: bool) -> None:
+def _place_file(
+    src: str, dst: str, info: os.stat_result, *, hardlink: bool, copied: Dict[Tuple[int, int], str], is_root: bool
+) -> None:
     if hardlink:
         try:
             os.link(src, dst, follow_symlinks=False)

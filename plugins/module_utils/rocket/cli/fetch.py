@@ -38,7 +38,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store()
     for image in args.images:
         result = store.import_archive(image)
-        print(f"rocket: warning: {image}: image signature verification skipped (--insecure-options=image)", file=sys.stderr)
+        print(
+            f"rocket: warning: {image}: image signature verification skipped (--insecure-options=image)",
+            file=sys.stderr,
+        )
         for warning in result.warnings:
             print(f"rocket: warning: {image}: {warning}", file=sys.stderr)
         print(result.record.id)

@@ -35,7 +35,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         except ValueError:
             raise UsageError("SOURCE_DATE_EPOCH is not a whole number of seconds") from None
     result = build_image(
-        Path(args.source), Path(args.output), compression=args.compression, source_date_epoch=epoch, overwrite=args.overwrite
+        Path(args.source),
+        Path(args.output),
+        compression=args.compression,
+        source_date_epoch=epoch,
+        overwrite=args.overwrite,
     )
     for warning in result.warnings:
         print(f"rocket: warning: {warning}", file=sys.stderr)

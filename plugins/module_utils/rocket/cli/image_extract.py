@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser = subparsers.add_parser(verb, help=text)
         parser.add_argument("image", metavar="IMAGE")
         parser.add_argument("destination", metavar="DIR")
-        parser.add_argument("--rootfs-only", action="store_true", help="copy only the root filesystem, not the manifest")
+        parser.add_argument(
+            "--rootfs-only", action="store_true", help="copy only the root filesystem, not the manifest"
+        )
         parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
         parser.set_defaults(run=run, rendered=(verb == "render"))
 

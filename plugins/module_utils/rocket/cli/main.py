@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _leaf_parsers(parser: argparse.ArgumentParser) -> List[argparse.ArgumentParser]:
     leaves: List[argparse.ArgumentParser] = []
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             for child in set(action.choices.values()):
                 leaves.extend(_leaf_parsers(child) or [child])
     return leaves
@@ -93,11 +93,17 @@ def make_context(args: argparse.Namespace) -> Context:
     if size_text:
         limits = ImportLimits(max_size=parse_size(size_text, flag="--max-image-size"), max_entries=limits.max_entries)
     if entries_text:
-        limits = ImportLimits(max_size=limits.max_size, max_entries=int(parse_size(entries_text, flag="--max-image-entries")))
+        limits = ImportLimits(
+            max_size=limits.max_size, max_entries=int(parse_size(entries_text, flag="--max-image-entries"))
+        )
     return Context(
         data_dir=Path(args.dir) if args.dir else env_path("ROCKET_DIR", DEFAULT_DATA_DIR),
-        local_config=Path(args.local_config) if args.local_config else env_path("ROCKET_LOCAL_CONFIG", DEFAULT_LOCAL_CONFIG),
-        system_config=Path(args.system_config) if args.system_config else env_path("ROCKET_SYSTEM_CONFIG", DEFAULT_SYSTEM_CONFIG),
+        local_config=Path(args.local_config)
+        if args.local_config
+        else env_path("ROCKET_LOCAL_CONFIG", DEFAULT_LOCAL_CONFIG),
+        system_config=Path(args.system_config)
+        if args.system_config
+        else env_path("ROCKET_SYSTEM_CONFIG", DEFAULT_SYSTEM_CONFIG),
         insecure=parse_insecure_options(args.insecure_options or os.environ.get("ROCKET_INSECURE_OPTIONS", "")),
         debug=bool(args.debug or os.environ.get("ROCKET_DEBUG")),
         limits=limits,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, List, Sequence
+from typing import Any, Sequence
 
 FORMATS = ("table", "json")
 
@@ -15,7 +15,7 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def print_table(headers: Sequence[str], rows: List[Sequence[str]], *, legend: bool = True) -> None:
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, legend: bool = True) -> None:
     """Columns padded to their widest cell, rkt style."""
     lines = ([list(headers)] if legend else []) + [list(row) for row in rows]
     if not lines:
