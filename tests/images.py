@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from rocket.build import build_image
-from rocket.store import Store
 
 ImageMaker = Callable[..., Path]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from images import ImageMaker, image_maker
 
+from images import ImageMaker, image_maker
 from rocket.store import Store
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+
 from images import ImageMaker, image_manifest
 
 ENGINE = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"

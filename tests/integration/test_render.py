@@ -6,11 +6,10 @@ import os
 
 import pytest
 
+from images import ImageMaker, tree
 from rocket.errors import NotFoundError
 from rocket.render import layer_ids, rendered_rootfs
 from rocket.store import Store
-
-from images import ImageMaker, tree
 
 
 def dep(name: str, **labels: str) -> dict:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from images import ImageMaker
 from rocket.errors import NotFoundError, StoreError, UsageError
 from rocket.store import Store
-
-from images import ImageMaker
 
 
 def sha512_id(data: bytes) -> str:
