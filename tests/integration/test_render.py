@@ -28,7 +28,9 @@ def test_image_without_dependencies_is_its_own_render(store: Store, make_image: 
 def test_depth_first_order_later_layers_win(store: Store, make_image: ImageMaker) -> None:
     base = store.import_archive(make_image("example.com/base", {"etc/conf": "base", "lib": ("link", "usr/lib")})).record
     middle = store.import_archive(
-        make_image("example.com/middle", {"etc/conf": "middle", "lib/libm.so": "m"}, dependencies=[dep("example.com/base")])
+        make_image(
+            "example.com/middle", {"etc/conf": "middle", "lib/libm.so": "m"}, dependencies=[dep("example.com/base")]
+        )
     ).record
     other = store.import_archive(make_image("example.com/other", {"etc/other": "o"})).record
     top = store.import_archive(
@@ -57,7 +59,13 @@ def test_path_whitelist_keeps_only_listed_files(store: Store, make_image: ImageM
     record = store.import_archive(
         make_image(
             "example.com/wl",
-            {"bin/keep": "k", "bin/drop": "d", "etc/keep.conf": "c", "etc/link": ("link", "keep.conf"), "var/empty": ("dir",)},
+            {
+                "bin/keep": "k",
+                "bin/drop": "d",
+                "etc/keep.conf": "c",
+                "etc/link": ("link", "keep.conf"),
+                "var/empty": ("dir",),
+            },
             pathWhitelist=["/bin/keep", "/etc/keep.conf"],
         )
     ).record
@@ -65,7 +73,9 @@ def test_path_whitelist_keeps_only_listed_files(store: Store, make_image: ImageM
 
 
 def test_missing_dependency_says_what_to_fetch(store: Store, make_image: ImageMaker) -> None:
-    record = store.import_archive(make_image("example.com/lonely", dependencies=[dep("example.com/gone", os="linux")])).record
+    record = store.import_archive(
+        make_image("example.com/lonely", dependencies=[dep("example.com/gone", os="linux")])
+    ).record
     with pytest.raises(NotFoundError) as caught:
         rendered_rootfs(store, record.id)
     assert "example.com/gone" in caught.value.message and "fetch" in caught.value.hint

@@ -90,7 +90,7 @@ def test_pax_xattrs_and_fractional_mtime() -> None:
         info = tarfile.TarInfo("rootfs/f")
         info.pax_headers = {"SCHILY.xattr.user.note": "v", "mtime": "1700000000.5"}
         archive.addfile(info, io.BytesIO(b""))
-    (entry, _), = read_all(out.getvalue())[0]
+    ((entry, _),) = read_all(out.getvalue())[0]
     assert entry.xattrs == {"user.note": b"v"}
     assert entry.mtime_ns == 1_700_000_000_500_000_000
 
