@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Dict, List, Set, Tuple
 
 from .errors import ImageError, StoreError
-from .skeleton import SkeletonWriter
+from .skeleton import CHECK_MODE, CHECK_MTIME, CHECK_OWNER, SkeletonWriter
 from .tarstream import (
     BLOCKDEV,
     CHARDEV,
@@ -65,16 +65,18 @@ class Extraction:
     warnings: List[str] = field(default_factory=list)
 
 
-def normalize_name(raw: bytes, *, what: str = "entry") -> Tuple[bytes, ...]:
-    """Split an archive member name into components, rejecting absolute paths and `..`."""
+def normalize_name(raw: bytes, *, what: str = "entry", member: str = "") -> Tuple[bytes, ...]:
+    """Split an archive member name (or a link target of `member`) into components, rejecting
+    absolute paths and `..`."""
     shown = raw.decode("utf-8", "backslashreplace")
+    member = member or shown
     if raw.startswith(b"/"):
-        raise ImageError(f"{what} {shown!r} is an absolute path", entry=shown, rule="absolute-path")
+        raise ImageError(f"{what} {shown!r} is an absolute path", entry=member, rule="absolute-path")
     parts = tuple(part for part in raw.split(b"/") if part not in (b"", b"."))
     if b".." in parts:
-        raise ImageError(f"{what} {shown!r} contains '..'", entry=shown, rule="dot-dot")
+        raise ImageError(f"{what} {shown!r} contains '..'", entry=member, rule="dot-dot")
     if any(len(part) > MAX_COMPONENT for part in parts):
-        raise ImageError(f"{what} {shown!r} has a component over {MAX_COMPONENT} bytes", entry=shown, rule="name")
+        raise ImageError(f"{what} {shown!r} has a component over {MAX_COMPONENT} bytes", entry=member, rule="name")
     return parts
 
 
@@ -93,6 +95,8 @@ class _Extractor:
         self.have_manifest = False
         self.entries = 0
         self.skipped_nodes: List[str] = []
+        # Paths of device nodes and FIFOs not created: they still count as taken.
+        self.skipped_paths: Set[Tuple[bytes, ...]] = set()
         self.dropped_xattrs: Set[str] = set()
 
     def path(self, parts: Tuple[bytes, ...]) -> bytes:
@@ -104,6 +108,13 @@ class _Extractor:
             prefix = parts[:depth]
             if prefix in self.dirs:
                 continue
+            if prefix in self.skipped_paths:
+                where = b"/".join(prefix).decode("utf-8", "backslashreplace")
+                raise ImageError(
+                    f"entry {shown!r} would be written beneath {where!r}, which is a device node or FIFO",
+                    entry=shown,
+                    rule="not-a-directory",
+                )
             path = self.path(prefix)
             try:
                 os.mkdir(path, 0o755)
@@ -172,7 +183,16 @@ class _Extractor:
         self.ensure_parents(parts, shown)
         if entry.type == REGULAR:
             self.extract_file(parts, entry, reader, shown)
-            sink.file(b"/".join(parts), entry.size)
+            checks = CHECK_MODE | CHECK_MTIME | (CHECK_OWNER if self.is_root else 0)
+            sink.file(
+                b"/".join(parts),
+                entry.size,
+                checks=checks,
+                mode=entry.mode,
+                uid=entry.uid,
+                gid=entry.gid,
+                mtime_ns=entry.mtime_ns,
+            )
         elif entry.type == DIRECTORY:
             self.extract_dir(parts, entry, shown)
         elif entry.type == SYMLINK:
@@ -181,17 +201,18 @@ class _Extractor:
             self.extract_hardlink(parts, entry, shown)
         elif entry.type in (CHARDEV, BLOCKDEV, FIFO):
             self.claim(parts, shown)
+            self.skipped_paths.add(parts)
             self.skipped_nodes.append(shown)
         else:
             raise AssertionError(f"bug: unhandled entry type {entry.type!r}")
 
     def claim(self, parts: Tuple[bytes, ...], shown: str) -> None:
         """Refuse a second entry at a path that an earlier entry already holds."""
-        if parts in self.dirs or os.path.lexists(self.path(parts)):
+        if parts in self.dirs or parts in self.skipped_paths or os.path.lexists(self.path(parts)):
             raise ImageError(f"entry {shown!r} appears twice in the archive", entry=shown, rule="duplicate")
 
     def open_new(self, parts: Tuple[bytes, ...], shown: str) -> int:
-        if parts in self.dirs:
+        if parts in self.dirs or parts in self.skipped_paths:
             raise ImageError(f"entry {shown!r} appears twice in the archive", entry=shown, rule="duplicate")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -243,7 +264,7 @@ class _Extractor:
                 ) from exc
 
     def extract_dir(self, parts: Tuple[bytes, ...], entry: TarEntry, shown: str) -> None:
-        if parts in self.declared_dirs:
+        if parts in self.declared_dirs or parts in self.skipped_paths:
             raise ImageError(f"entry {shown!r} appears twice in the archive", entry=shown, rule="duplicate")
         if parts not in self.dirs:
             try:
@@ -268,7 +289,7 @@ class _Extractor:
         os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
 
     def extract_hardlink(self, parts: Tuple[bytes, ...], entry: TarEntry, shown: str) -> None:
-        target = normalize_name(entry.linkname, what=f"hard link {shown!r} target")
+        target = normalize_name(entry.linkname, what=f"hard link {shown!r} target", member=shown)
         shown_target = entry.linkname.decode("utf-8", "backslashreplace")
         if len(target) < 2 or target[0] != b"rootfs":
             raise ImageError(

@@ -41,6 +41,22 @@ def atomic_write(path: os.PathLike[str] | str, data: bytes, *, mode: int = 0o644
         stream.write(data)
 
 
+def append_record(path: os.PathLike[str] | str, line: bytes) -> None:
+    """Append one line to an append-only log with a single write(2), durably.
+
+    O_APPEND makes each write land whole at the end even with several writers; the log is never
+    rewritten, so it is the one file not written through atomic_output.
+    """
+    if b"\n" in line.rstrip(b"\n"):
+        raise AssertionError("bug: a log record must be one line")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        os.write(fd, line.rstrip(b"\n") + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: os.PathLike[str] | str) -> None:
     """Make the renames and creations inside a folder durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

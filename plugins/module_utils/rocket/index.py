@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .errors import StoreError
+from .locks import FileLock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -74,9 +75,12 @@ class ImageIndex:
         try:
             self._db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+            # Switching to WAL and creating the schema take locks that sqlite's busy timeout does not
+            # wait for when several processes open a new store at once; an flock serialises them.
+            with FileLock(path.with_name(path.name + ".init.lock")):
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open the image index {path}: {exc}",

@@ -7,6 +7,7 @@ Layout under `--dir` (default /var/lib/rocket):
     cas/rendered/<key>/          an image rendered with its dependencies: `rootfs/`, `layers.json`
     cas/tmp/<random>/            work in progress; removed by the next command once its lock is free
     locks/                       flock files (the kernel drops them when their process dies)
+    audit.jsonl                  append-only log of trust decisions and pod events (one JSON object a line)
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class StorePaths:
     @property
     def locks(self) -> Path:
         return self.root / "locks"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.root / "audit.jsonl"
 
     def image_dir(self, image_id: str) -> Path:
         return self.images / image_id

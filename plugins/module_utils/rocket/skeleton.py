@@ -7,7 +7,9 @@ image ID: that is how `image export` and `image verify` work without a second co
 
 Format: the magic line, then records; each is one tag byte and its fields (big-endian):
     R <u32 length> <bytes>          raw archive bytes
-    F <u64 size> <u32 length> <path> the data of the regular file at `path` (relative to the image folder)
+    F <u64 size> <u8 checks> <u32 mode> <u32 uid> <u32 gid> <i64 mtime ns> <u32 length> <path>
+                                     the data of the regular file at `path` (relative to the image folder),
+                                     and the metadata replay checks (bits: 1 owner, 2 mode, 4 mtime)
     Z <u64 count>                    zero bytes (the end marker and its padding)
     E                                end of skeleton
 """
@@ -16,13 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO, NamedTuple, Optional
 
 from .errors import StoreError
 
-MAGIC = b"rocket-skeleton 1\n"
+MAGIC = b"rocket-skeleton 2\n"
+CHECK_OWNER = 1
+CHECK_MODE = 2
+CHECK_MTIME = 4
+_FILE = struct.Struct(">QBIIIqI")
 _FLUSH_AT = 1 << 16
 _COPY_CHUNK = 1 << 20
 
@@ -44,9 +51,12 @@ class SkeletonWriter:
         self._flush_raw()
         self._stream.write(b"Z" + struct.pack(">Q", count))
 
-    def file(self, path: bytes, size: int) -> None:
+    def file(
+        self, path: bytes, size: int, *, checks: int = 0, mode: int = 0, uid: int = 0, gid: int = 0, mtime_ns: int = 0
+    ) -> None:
+        """Record that the next `size` archive bytes are the content of `path`, with the metadata it got."""
         self._flush_raw()
-        self._stream.write(b"F" + struct.pack(">QI", size, len(path)) + path)
+        self._stream.write(b"F" + _FILE.pack(size, checks, mode, uid, gid, mtime_ns, len(path)) + path)
 
     def close(self) -> None:
         self._flush_raw()
@@ -106,15 +116,37 @@ def replay(image_dir: Path, out: Optional[BinaryIO]) -> str:
                     emit(zero_block[:step])
                     count -= step
             elif tag == b"F":
-                size, length = struct.unpack(">QI", _read(stream, 12, image_dir))
+                size, checks, mode, uid, gid, mtime_ns, length = _FILE.unpack(_read(stream, _FILE.size, image_dir))
                 relative = _read(stream, length, image_dir)
-                _replay_file(image_dir, relative, size, view, emit)
+                expected = _Expected(size, checks, mode, uid, gid, mtime_ns)
+                _replay_file(image_dir, relative, expected, view, emit)
             else:
                 raise _corrupt(image_dir, f"its skeleton has an unknown record {tag!r}")
     return "sha512-" + digest.hexdigest()
 
 
-def _replay_file(image_dir: Path, relative: bytes, size: int, view: memoryview, emit) -> None:  # type: ignore[no-untyped-def]
+class _Expected(NamedTuple):
+    size: int
+    checks: int
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+
+
+def _check_meta(image_dir: Path, shown: str, info: os.stat_result, expected: _Expected) -> None:
+    """A stored file must still have the size, owner, mode and mtime it was imported with."""
+    if info.st_size != expected.size:
+        raise _corrupt(image_dir, f"{shown} changed size since import")
+    if expected.checks & CHECK_OWNER and (info.st_uid, info.st_gid) != (expected.uid, expected.gid):
+        raise _corrupt(image_dir, f"{shown} changed owner since import")
+    if expected.checks & CHECK_MODE and stat.S_IMODE(info.st_mode) != expected.mode:
+        raise _corrupt(image_dir, f"{shown} changed mode since import")
+    if expected.checks & CHECK_MTIME and info.st_mtime_ns != expected.mtime_ns:
+        raise _corrupt(image_dir, f"{shown} changed mtime since import")
+
+
+def _replay_file(image_dir: Path, relative: bytes, expected: _Expected, view: memoryview, emit) -> None:  # type: ignore[no-untyped-def]
     path = os.path.join(os.fsencode(image_dir), relative)
     shown = relative.decode("utf-8", "backslashreplace")
     try:
@@ -122,9 +154,8 @@ def _replay_file(image_dir: Path, relative: bytes, size: int, view: memoryview, 
     except OSError as exc:
         raise _corrupt(image_dir, f"cannot open {shown}: {exc.strerror}") from exc
     try:
-        if os.fstat(fd).st_size != size:
-            raise _corrupt(image_dir, f"{shown} changed size since import")
-        remaining = size
+        _check_meta(image_dir, shown, os.fstat(fd), expected)
+        remaining = expected.size
         while remaining:
             got = os.readv(fd, [view[: min(remaining, len(view))]])
             if not got:

@@ -135,8 +135,12 @@ class Store:
     def _hide_and_delete(self, folder: Path) -> None:
         """Move a folder into a locked work folder (one atomic rename), then delete it at leisure."""
         work = WorkDir(self.paths)
-        os.rename(folder, work.path / "trash")
-        fsync_dir(folder.parent)
+        try:
+            os.rename(folder, work.path / "trash")
+        except FileNotFoundError:
+            pass  # another command removed it first
+        else:
+            fsync_dir(folder.parent)
         work.discard()
 
     # -- import ---------------------------------------------------------------------------------

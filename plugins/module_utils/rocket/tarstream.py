@@ -23,6 +23,8 @@ BLOCK = 512
 CHUNK = 1 << 20
 MAX_PAX_SIZE = 1 << 20
 MAX_NAME_SIZE = 4096
+MAX_ID = 0xFFFFFFFE  # (uid_t)-1 means "unchanged" to chown
+MAX_MTIME_NS = (1 << 63) - 1
 
 REGULAR = b"0"
 HARDLINK = b"1"
@@ -278,9 +280,12 @@ def iter_entries(reader: HashingReader, sink: SkeletonSink) -> Iterator[TarEntry
         offset = reader.count
         block = reader.read_block_or_eof()
         if block is None:
-            if pending_pax or long_name is not None or long_link is not None:
-                raise ImageError("archive ends after an extension header", rule="truncated")
-            return
+            # A stream that stops between entries without the end marker was cut short.
+            raise ImageError(
+                "archive is truncated: it ends without an end-of-archive marker",
+                rule="truncated",
+                hint="the file is damaged or incomplete; fetch it again",
+            )
         if block == bytes(BLOCK):
             if pending_pax or long_name is not None or long_link is not None:
                 raise ImageError("archive ends after an extension header", rule="truncated")
@@ -365,6 +370,10 @@ def iter_entries(reader: HashingReader, sink: SkeletonSink) -> Iterator[TarEntry
             uid = _pax_number(pax[b"uid"], key="uid", name=shown)
         if b"gid" in pax:
             gid = _pax_number(pax[b"gid"], key="gid", name=shown)
+        if uid > MAX_ID or gid > MAX_ID:
+            raise ImageError(f"entry {shown!r} has an owner ID over {MAX_ID}", entry=shown, rule="header")
+        if abs(mtime_ns) > MAX_MTIME_NS:
+            raise ImageError(f"entry {shown!r} has an mtime out of range", entry=shown, rule="header")
         xattrs = {
             key[len(b"SCHILY.xattr.") :].decode("utf-8", "surrogateescape"): value
             for key, value in pax.items()

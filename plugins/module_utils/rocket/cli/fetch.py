@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from ..audit import AuditLog
 from ..errors import TrustError, UsageError
 from .context import Context
 
@@ -30,14 +31,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 image=image,
             )
         if "image" not in ctx.insecure:
+            AuditLog(ctx.store().paths.audit_log).record("rejected", name=image, source=image, reason="unsigned")
             raise TrustError(
                 f"{image}: cannot verify the image's signature, so it is not trusted",
                 hint="pass --insecure-options=image to import it without verification",
                 image=image,
             )
     store = ctx.store()
+    audit = AuditLog(store.paths.audit_log)
     for image in args.images:
         result = store.import_archive(image)
+        audit.record("accepted-insecure", image=result.record.id, name=result.record.name, source=image, flag="image")
         print(
             f"rocket: warning: {image}: image signature verification skipped (--insecure-options=image)",
             file=sys.stderr,

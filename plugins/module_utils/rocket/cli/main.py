@@ -19,6 +19,7 @@ from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFI
 from . import (
     config,
     fetch,
+    image_audit,
     image_build,
     image_cat_manifest,
     image_export,
@@ -47,6 +48,7 @@ IMAGE_VERBS = (
     image_verify,
     image_build,
     image_validate,
+    image_audit,
 )
 
 
