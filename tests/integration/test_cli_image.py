@@ -45,6 +45,13 @@ def test_fetch_fails_closed_without_a_signature(data: Path, make_image: ImageMak
     lines = engine_error(rocket(data, "fetch", str(archive), check=False))
     assert str(archive) in lines[0] and "--insecure-options=image" in lines[1]
     assert json.loads(rocket(data, "image", "list", "--format=json").stdout) == []
+    fetched = rocket(data, "fetch", "--insecure-options=image", str(archive)).stdout.strip()
+    audit = json.loads(rocket(data, "image", "audit", "--format=json").stdout)
+    assert [(e["event"], e.get("reason"), e.get("flag"), e.get("image")) for e in audit] == [
+        ("rejected", "unsigned", None, None),
+        ("accepted-insecure", None, "image", fetched),
+    ]
+    assert "accepted-insecure" in rocket(data, "image", "audit").stdout
 
 
 def test_image_lifecycle(data: Path, make_image: ImageMaker, tmp_path: Path) -> None:
