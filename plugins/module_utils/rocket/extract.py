@@ -376,3 +376,26 @@ def extract_archive(stream: BinaryIO, staging: str, skeleton: BinaryIO, *, limit
         entries=extractor.entries,
         warnings=extractor.warnings(),
     )
+
+
+class _NullSink:
+    def raw(self, data: bytes) -> None:
+        pass
+
+    def zeros(self, count: int) -> None:
+        pass
+
+
+def peek_manifest(stream: BinaryIO, *, limits: ImportLimits) -> bytes:
+    """The raw manifest of an archive, reading only as far as its `manifest` entry (usually the first).
+
+    Fetch uses it to learn an image's name, and so which keys and policy apply, before importing.
+    """
+    reader = HashingReader(stream, max_size=limits.max_size)
+    for entry in iter_entries(reader, _NullSink()):
+        if normalize_name(entry.name) == (b"manifest",):
+            if entry.type != REGULAR or entry.size > MAX_MANIFEST_SIZE:
+                break
+            return reader.read_exact(entry.size, what="manifest")
+        reader.skip(entry.size, what=entry.display_name)
+    raise ImageError("archive has no 'manifest' entry", entry="manifest", rule="manifest-missing")

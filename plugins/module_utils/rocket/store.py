@@ -15,7 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .compression import open_tar_stream
 from .errors import ImageError, NotFoundError, StoreError, UsageError
@@ -145,8 +145,19 @@ class Store:
 
     # -- import ---------------------------------------------------------------------------------
 
-    def import_archive(self, source: os.PathLike[str] | str | BinaryIO, *, where: str = "") -> ImportResult:
-        """Hash, check and extract an archive in one pass, then make it visible; idempotent per image ID."""
+    def import_archive(
+        self,
+        source: os.PathLike[str] | str | BinaryIO,
+        *,
+        where: str = "",
+        accept: Optional[Callable[[str, Dict[str, Any]], None]] = None,
+        limits: Optional[ImportLimits] = None,
+    ) -> ImportResult:
+        """Hash, check and extract an archive in one pass, then make it visible; idempotent per image ID.
+
+        `accept(image_id, manifest)` runs after extraction and before the image becomes visible: if it
+        raises, the store is left exactly as it was (how fetch enforces names, labels and rollback).
+        """
         from .manifest import image_labels, load_image_manifest
 
         if isinstance(source, (str, os.PathLike)):
@@ -162,9 +173,11 @@ class Store:
             with raw:
                 stream, compression = open_tar_stream(raw)
                 with open(work.path / "skeleton", "wb") as skeleton:
-                    extraction = extract_archive(stream, str(work.path), skeleton, limits=self.limits)
+                    extraction = extract_archive(stream, str(work.path), skeleton, limits=limits or self.limits)
                     skeleton.flush()
             manifest = load_image_manifest(extraction.manifest, where=f"manifest of {where}")
+            if accept is not None:
+                accept(extraction.image_id, manifest)
             # One syncfs makes every extracted file durable before the rename publishes them.
             syncfs(work.path)
             record, already = self._publish(

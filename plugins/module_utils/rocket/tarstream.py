@@ -162,6 +162,15 @@ class HashingReader:
                 chunk = chunk[written:]
             remaining -= got
 
+    def skip(self, size: int, *, what: str) -> None:
+        """Read past `size` bytes of entry data."""
+        remaining = size
+        while remaining:
+            view = self._view[: min(remaining, CHUNK)]
+            if self._fill(view) != len(view):
+                raise ImageError(f"archive is truncated inside {what}", entry=what, rule="truncated")
+            remaining -= len(view)
+
     def drain_zeros(self) -> int:
         """Consume the rest of the stream, which must be zero bytes; return how many there were."""
         total = 0
