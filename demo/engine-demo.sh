@@ -38,7 +38,7 @@ SOURCE_DATE_EPOCH=1700000000 "${rocket[@]}" image build "$out/image" "$out/busyb
 echo "== fetch without a signature is refused (fail closed)"
 if "${rocket[@]}" fetch "$out/busybox.aci"; then echo "demo: unsigned image was accepted" >&2; exit 1; fi
 echo "== fetch with --insecure-options=image"
-"${rocket[@]}" fetch --insecure-options=image "$out/busybox.aci"
+"${rocket[@]}" fetch --full --insecure-options=image "$out/busybox.aci"
 "${rocket[@]}" image list
 echo "== render"
 "${rocket[@]}" image render --overwrite demo.rocket.test/busybox:1.35.0 "$out/rendered"

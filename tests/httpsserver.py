@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -64,8 +64,8 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
 
 
 @functools.cache
-def make_certs() -> Certs:
-    """A CA and a server certificate, made once per test process (EC P-256: fast to make)."""
+def _ca() -> Tuple[Any, x509.Certificate, x509.SubjectKeyIdentifier]:
+    """The test CA, made once per test process (EC P-256: fast to make)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
@@ -82,8 +82,17 @@ def make_certs() -> Certs:
         .add_extension(ca_ski, critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_key, ca, ca_ski
+
+
+@functools.cache
+def make_certs(host: str = "127.0.0.1") -> Certs:
+    """The CA and a server certificate for localhost, 127.0.0.1 and `host` (another loopback address)."""
+    ca_key, ca, ca_ski = _ca()
+    now = datetime.datetime.now(datetime.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    addresses = sorted({"127.0.0.1", host})
+    names = [x509.DNSName("localhost")] + [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name("localhost"))
@@ -114,8 +123,8 @@ def write_ca(folder: Path) -> Path:
     return path
 
 
-def _server_context() -> ssl.SSLContext:
-    certs = make_certs()
+def _server_context(host: str) -> ssl.SSLContext:
+    certs = make_certs(host)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     folder = Path(tempfile.mkdtemp(prefix="rocket-test-cert."))
     try:
@@ -271,7 +280,11 @@ class Server:
         root: Optional[Path] = None,
         ca_dir: Optional[Path] = None,
         tls: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise AssertionError(f"test servers listen on loopback addresses only, not {host}")
         self.routes: Dict[str, Route] = dict(routes or {})
         self.root = root
         self.tls = tls
@@ -280,10 +293,11 @@ class Server:
         self.stopping = threading.Event()
         self._counts: Dict[str, int] = {}
         self._lock = threading.Lock()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self.host = host
+        self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.owner = self
         if tls:
-            self._httpd.socket = _server_context().wrap_socket(
+            self._httpd.socket = _server_context(host).wrap_socket(
                 self._httpd.socket, server_side=True, do_handshake_on_connect=False
             )
         self.port: int = self._httpd.server_address[1]
@@ -293,9 +307,11 @@ class Server:
     def scheme(self) -> str:
         return "https" if self.tls else "http"
 
-    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
-        """The URL of `path` on this server (`host` may be localhost: the certificate covers both)."""
-        return f"{self.scheme}://{host}:{self.port}{path}"
+    def url(self, path: str = "/", host: str = "") -> str:
+        """The URL of `path` on this server (`host` may be localhost: the certificate covers it too)."""
+        default = 443 if self.tls else 80
+        where = host or self.host
+        return f"{self.scheme}://{where}{'' if self.port == default else f':{self.port}'}{path}"
 
     def connect_to(self) -> Dict[str, str]:
         """An HttpClient `connect_to` map: the default port and `localhost` of both names lead here."""

@@ -45,7 +45,7 @@ def test_fetch_fails_closed_without_a_signature(data: Path, make_image: ImageMak
     lines = engine_error(rocket(data, "fetch", str(archive), check=False))
     assert str(archive) in lines[0] and "--insecure-options=image" in lines[1]
     assert json.loads(rocket(data, "image", "list", "--format=json").stdout) == []
-    fetched = rocket(data, "fetch", "--insecure-options=image", str(archive)).stdout.strip()
+    fetched = rocket(data, "fetch", "--full", "--insecure-options=image", str(archive)).stdout.strip()
     audit = json.loads(rocket(data, "image", "audit", "--format=json").stdout)
     assert [(e["event"], e.get("reason"), e.get("flag"), e.get("image")) for e in audit] == [
         ("rejected", "unsigned", None, None),
@@ -58,7 +58,7 @@ def test_image_lifecycle(data: Path, make_image: ImageMaker, tmp_path: Path) -> 
     archive = make_image("example.com/web", {"bin/app": "app", "etc/motd": "hi"}, labels={"version": "1.2"})
     expected = "sha512-" + hashlib.sha512(archive.read_bytes()).hexdigest()
     # Global flags are accepted after the verb too, as rkt's are.
-    fetched = rocket(data, "fetch", "--insecure-options=image", str(archive))
+    fetched = rocket(data, "fetch", "--full", "--insecure-options=image", str(archive))
     assert fetched.stdout.strip() == expected
     assert "verification skipped" in fetched.stderr
 
@@ -93,7 +93,7 @@ def test_image_lifecycle(data: Path, make_image: ImageMaker, tmp_path: Path) -> 
 
 
 def test_gc_grace_period(data: Path, make_image: ImageMaker) -> None:
-    rocket(data, "fetch", "--insecure-options=image", str(make_image()))
+    rocket(data, "fetch", "--full", "--insecure-options=image", str(make_image()))
     assert rocket(data, "image", "gc").stdout == ""
     assert rocket(data, "image", "gc", "--grace-period=0s").stdout.startswith("removed sha512-")
     engine_error(rocket(data, "image", "gc", "--grace-period=soon", check=False))
@@ -130,14 +130,14 @@ def test_build_is_reproducible(data: Path, tmp_path: Path) -> None:
     }
     assert len(ids) == 1
     engine_error(rocket(data, "image", "build", str(source), str(tmp_path / "a.aci"), check=False))
-    fetched = rocket(data, "fetch", "--insecure-options=image", str(tmp_path / "a.aci")).stdout.strip()
+    fetched = rocket(data, "fetch", "--full", "--insecure-options=image", str(tmp_path / "a.aci")).stdout.strip()
     assert fetched == first
 
 
 def test_bad_flags_are_clear_errors(data: Path) -> None:
     lines = engine_error(rocket(data, "--insecure-options=everything", "image", "list", check=False))
     assert "everything" in lines[0]
-    lines = engine_error(rocket(data, "fetch", "--insecure-options=image", "/nonexistent/x.aci", check=False))
+    lines = engine_error(rocket(data, "fetch", "--full", "--insecure-options=image", "/nonexistent/x.aci", check=False))
     assert "/nonexistent/x.aci" in lines[0]
     assert rocket(data, "version").stdout.startswith("rocket Version:")
     config = json.loads(rocket(data, "config").stdout)

@@ -58,7 +58,7 @@ while not os.path.exists(go):
         sys.exit("worker: no go signal")
     time.sleep(0.001)
 if mode == "cli":
-    sys.exit(run(["--dir", data_dir, "fetch", "--insecure-options=image", archive]))
+    sys.exit(run(["--dir", data_dir, "fetch", "--full", "--insecure-options=image", archive]))
 store = Store(data_dir)
 result = store.import_archive(archive)
 print(json.dumps({"id": result.record.id, "already_present": result.already_present}))
@@ -83,7 +83,17 @@ def rocket_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess:  # ty
 
 def start_fetch(archive: Path, *, data_dir: Path) -> subprocess.Popen:  # type: ignore[type-arg]
     return subprocess.Popen(
-        [sys.executable, "-m", "rocket", "--dir", str(data_dir), "fetch", "--insecure-options=image", str(archive)],
+        [
+            sys.executable,
+            "-m",
+            "rocket",
+            "--dir",
+            str(data_dir),
+            "fetch",
+            "--full",
+            "--insecure-options=image",
+            str(archive),
+        ],
         env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -234,7 +244,7 @@ def test_kill_9_mid_import_leaves_nothing_visible_and_next_command_cleans_up(
     assert tmp_listing(data_dir) == []
     assert images_listing(data_dir) == []
 
-    again = rocket_cli("fetch", "--insecure-options=image", str(archive), data_dir=data_dir)
+    again = rocket_cli("fetch", "--full", "--insecure-options=image", str(archive), data_dir=data_dir)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == image_id
     verified = rocket_cli("image", "verify", data_dir=data_dir)

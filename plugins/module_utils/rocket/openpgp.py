@@ -347,3 +347,22 @@ def last_line(stderr: bytes) -> str:
     """The last non-empty line a gpg program wrote to stderr: its own summary of what went wrong."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
+
+
+def split_public_keys(data: bytes) -> List[bytes]:
+    """Split a keyring (armored or binary) into one binary transferable public key per primary key."""
+    binary = dearmor(data)
+    keys: List[bytes] = []
+    start: Optional[int] = None
+    header_start = 0
+    for tag, _body_start, body_end in _packet_spans(binary):
+        if tag == TAG_PUBLIC_KEY:
+            if start is not None:
+                keys.append(binary[start:header_start])
+            start = header_start
+        header_start = body_end
+    if start is not None:
+        keys.append(binary[start:])
+    if not keys:
+        raise TrustError("the OpenPGP data holds no public key", hint="export the key with gpg --export")
+    return keys

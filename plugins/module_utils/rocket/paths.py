@@ -6,6 +6,7 @@ Layout under `--dir` (default /var/lib/rocket):
     cas/images/<image-id>/       one imported image: `manifest`, `rootfs/`, `skeleton`
     cas/rendered/<key>/          an image rendered with its dependencies: `rootfs/`, `layers.json`
     cas/tmp/<random>/            work in progress; removed by the next command once its lock is free
+    cas/downloads/               resumable downloads and, per URL, what it gave last (ETag, max-age, image ID)
     locks/                       flock files (the kernel drops them when their process dies)
     audit.jsonl                  append-only log of trust decisions and pod events (one JSON object a line)
 """
@@ -46,6 +47,10 @@ class StorePaths:
     @property
     def tmp(self) -> Path:
         return self.cas / "tmp"
+
+    @property
+    def downloads(self) -> Path:
+        return self.cas / "downloads"
 
     @property
     def locks(self) -> Path:

@@ -166,11 +166,12 @@ class Store:
                 raw: BinaryIO = open(source, "rb", buffering=0)
             except OSError as exc:
                 raise UsageError(f"cannot open image file {where}: {exc.strerror}", hint="check the path") from exc
+            owned: Optional[BinaryIO] = raw
         else:
-            raw = source
+            raw, owned = source, None  # the caller's stream: the caller closes it
         work = WorkDir(self.paths)
         try:
-            with raw:
+            with owned or contextlib.nullcontext():
                 stream, compression = open_tar_stream(raw)
                 with open(work.path / "skeleton", "wb") as skeleton:
                     extraction = extract_archive(stream, str(work.path), skeleton, limits=limits or self.limits)

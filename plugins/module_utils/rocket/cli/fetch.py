@@ -1,52 +1,53 @@
-"""`rocket fetch IMAGE...`: bring images into the store.
-
-Until signature verification lands, only local files can be fetched, and only with
-`--insecure-options=image`: rocket fails closed from the first day.
-"""
+"""`rocket fetch IMAGE...`: bring images into the store, verified; IMAGE is a name, an https URL or a file."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from typing import Callable, List, Optional
 
-from ..audit import AuditLog
-from ..errors import TrustError, UsageError
+from ..fetch import PULL_POLICIES, Fetcher, FetchResult
 from .context import Context
+from .progress import progress_factory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("fetch", help="fetch images into the store")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="an image file path")
-    parser.add_argument("--full", action="store_true", help="print full image IDs (the default for fetch)")
+    parser.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="name[:version][,label=value…], an https URL or a file path"
+    )
+    parser.add_argument("--signature", help="the detached signature (path or URL) instead of IMAGE.asc")
+    parser.add_argument("--pull-policy", choices=PULL_POLICIES, default="new", help="when to look for newer images")
+    parser.add_argument("--full", action="store_true", help="print full image IDs (the default is 19 characters)")
     parser.set_defaults(run=run)
 
 
+def _lines(result: FetchResult, *, full: bool) -> List[str]:
+    lines = [line for dependency in result.dependencies for line in _lines(dependency, full=full)]
+    shown = result.record.id if full else result.record.id[:19]
+    return [*lines, shown]
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    progress: Optional[Callable[[str], Optional[Callable[[int, Optional[int]], None]]]] = (
+        progress_factory(sys.stderr) if sys.stderr.isatty() else None
+    )
+    fetcher = Fetcher(
+        ctx.store(),
+        local_config=ctx.local_config,
+        system_config=ctx.system_config,
+        insecure=ctx.insecure,
+        pull_policy=args.pull_policy,
+        signature=args.signature,
+        progress=progress,
+    )
     for image in args.images:
-        if not os.path.exists(image):
-            raise UsageError(
-                f"{image}: no such file",
-                hint="fetching by name or URL needs discovery, which this version does not have yet; give a file path",
-                image=image,
-            )
-        if "image" not in ctx.insecure:
-            AuditLog(ctx.store().paths.audit_log).record("rejected", name=image, source=image, reason="unsigned")
-            raise TrustError(
-                f"{image}: cannot verify the image's signature, so it is not trusted",
-                hint="pass --insecure-options=image to import it without verification",
-                image=image,
-            )
-    store = ctx.store()
-    audit = AuditLog(store.paths.audit_log)
-    for image in args.images:
-        result = store.import_archive(image)
-        audit.record("accepted-insecure", image=result.record.id, name=result.record.name, source=image, flag="image")
-        print(
-            f"rocket: warning: {image}: image signature verification skipped (--insecure-options=image)",
-            file=sys.stderr,
-        )
+        result = fetcher.fetch(image)
+        if result.decision is not None and result.decision.how != "signature":
+            print(f"rocket: warning: {image}: {result.decision.reason}", file=sys.stderr)
         for warning in result.warnings:
             print(f"rocket: warning: {image}: {warning}", file=sys.stderr)
-        print(result.record.id)
+        # Dependencies first, the requested image last: the last line is always the image asked for.
+        for line in _lines(result, full=args.full):
+            print(line)
     return 0

@@ -29,6 +29,7 @@ from . import (
     image_rm,
     image_validate,
     image_verify,
+    trust,
     version,
 )
 from .context import Context, env_path, parse_insecure_options
@@ -37,7 +38,7 @@ from .units import parse_size
 EXIT_ENGINE_ERROR = 254
 EXIT_INTERRUPTED = 130
 
-TOP_LEVEL_VERBS = (fetch, version, config)
+TOP_LEVEL_VERBS = (fetch, trust, version, config)
 IMAGE_VERBS = (
     image_list,
     image_rm,
@@ -128,7 +129,13 @@ def _report(exc: RocketError, *, debug: bool) -> None:
 def run(argv: Optional[List[str]] = None) -> int:
     """Run one command and return its exit code (no sys.exit: tests call this)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling a positional list at the first option (`trust rm --prefix P FPR`); verbs
+    # whose positionals are a list of words take the words that come after options too.
+    if extra and hasattr(args, "words") and not any(word.startswith("-") for word in extra):
+        args.words.extend(extra)
+    elif extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
     debug = bool(getattr(args, "debug", False) or os.environ.get("ROCKET_DEBUG"))
     ctx: Optional[Context] = None
     try:
