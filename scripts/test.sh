@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"
-ruff check plugins/module_utils/rocket tests bench
+ruff check  # the paths are pyproject.toml's [tool.ruff] include
 echo "== mypy"
 mypy
 echo "== engine imports on the oldest supported Python, where this machine has it"
