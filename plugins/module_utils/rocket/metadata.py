@@ -1,0 +1,394 @@
+"""The appc metadata service of one pod (spec/ace.md "App Container Metadata Service").
+
+The supervisor creates a listening socket on 127.0.0.1 inside the pod's network namespace, so only the
+pod can reach it, and serves it from a thread with `MetadataService.serve`. Every request carries the
+pod's token as the first path segment (else 401) and `Metadata-Flavor: AppContainer` (else 400):
+
+    GET  /<token>/acMetadata/v1/pod/annotations           JSON: the pod manifest's list, or null
+    GET  /<token>/acMetadata/v1/pod/manifest              the pod manifest, byte for byte
+    GET  /<token>/acMetadata/v1/pod/uuid                  text
+    GET  /<token>/acMetadata/v1/apps/NAME/annotations     JSON: image annotations overlaid by the pod's
+    GET  /<token>/acMetadata/v1/apps/NAME/image/manifest  the image manifest, byte for byte
+    GET  /<token>/acMetadata/v1/apps/NAME/image/id        text
+    POST /<token>/acMetadata/v1/pod/hmac/sign             form content=  -> base64 HMAC-SHA512
+    POST /<token>/acMetadata/v1/pod/hmac/verify           form content, uuid, signature -> 200 or 403
+
+Signatures use one host-level key shared by all pods (`load_hmac_key`), so a pod can verify what another
+pod signed. The MAC covers the signing pod's UUID and the content, each prefixed with its length, so no
+(uuid, content) pair can be re-split into another. Answers are computed up front: well under the 100 ms
+a client may wait.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import secrets
+import selectors
+import socket
+import socketserver
+import stat
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+from urllib.parse import unquote_to_bytes
+
+from .errors import RocketError
+from .fileio import atomic_write
+from .locks import FileLock
+from .names import AC_NAME_RE
+
+FLAVOR_HEADER = "Metadata-Flavor"
+FLAVOR = "AppContainer"
+API_PREFIX = "/acMetadata/v1"
+HMAC_KEY_BYTES = 64
+TOKEN_BYTES = 32  # 256 bits; the spec asks for at least 128
+MAX_BODY = 1 << 20
+REQUEST_TIMEOUT = 10.0  # seconds an idle or slow connection may hold a thread
+MAX_CONNECTIONS = 64  # more at once are closed unanswered: a pod cannot pile threads into its supervisor
+
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=us-ascii"
+_MAC_DOMAIN = b"rocket acMetadata v1 hmac\x00"
+
+
+@dataclass(frozen=True)
+class AppMetadata:
+    """What the service tells about one app: its image's manifest (raw JSON) and image ID."""
+
+    image_manifest: bytes
+    image_id: str
+
+
+# --- Token, URL and the host key ---------------------------------------------------------------------
+
+
+def new_token() -> str:
+    """A fresh URL-safe token of 256 random bits for one pod's metadata URL."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def metadata_url(host: str, port: int, token: str) -> str:
+    """The value of AC_METADATA_URL: `http://127.0.0.1:2375/<token>`."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/{token}"
+
+
+def _read_key(path: Path) -> Optional[bytes]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        key = stream.read(HMAC_KEY_BYTES + 1)
+    if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077 or info.st_uid != os.geteuid():
+        raise RocketError(
+            f"metadata HMAC key {path} is readable by others or not owned by rocket",
+            hint=f"remove {path} (pods will get a new key) or chmod 600 it",
+            path=str(path),
+        )
+    if len(key) != HMAC_KEY_BYTES:
+        raise RocketError(
+            f"metadata HMAC key {path} holds {len(key)} bytes, not {HMAC_KEY_BYTES}",
+            hint=f"remove {path}; rocket creates a new one (signatures made with the old key stop verifying)",
+            path=str(path),
+        )
+    return key
+
+
+def load_hmac_key(path: Path) -> bytes:
+    """The host's metadata HMAC key: read it, or create it once (0600, under an flock); never rewritten."""
+    key = _read_key(path)
+    if key is not None:
+        return key
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with FileLock(path.with_name(path.name + ".lock")):
+        key = _read_key(path)  # another process may have created it while we waited
+        if key is None:
+            key = secrets.token_bytes(HMAC_KEY_BYTES)
+            atomic_write(path, key, mode=0o600)
+    return key
+
+
+def _mac(key: bytes, pod_uuid: str, content: bytes) -> bytes:
+    uuid_bytes = pod_uuid.encode()
+    message = b"".join(
+        (_MAC_DOMAIN, struct.pack(">Q", len(uuid_bytes)), uuid_bytes, struct.pack(">Q", len(content)), content)
+    )
+    return hmac.new(key, message, hashlib.sha512).digest()
+
+
+def sign(key: bytes, pod_uuid: str, content: bytes) -> str:
+    """Base64 HMAC-SHA512 of (pod UUID, content), as /pod/hmac/sign returns it."""
+    return base64.b64encode(_mac(key, pod_uuid, content)).decode("ascii")
+
+
+def verify(key: bytes, pod_uuid: str, content: bytes, signature: str) -> bool:
+    """Whether `signature` is what `sign` gives for this pod UUID and content (constant time)."""
+    try:
+        given = base64.b64decode(signature.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        return False
+    return hmac.compare_digest(given, _mac(key, pod_uuid, content))
+
+
+# --- Answers -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    """One HTTP answer: status, content type, body and extra headers."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: Tuple[Tuple[str, str], ...] = ()
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _text(status: int, message: str, *headers: Tuple[str, str]) -> Response:
+    return Response(status, TEXT_TYPE, message.encode("ascii", "replace") + b"\n", headers)
+
+
+def _parse_json(raw: bytes, what: str) -> Dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise RocketError(f"{what} is not valid JSON: {exc}", hint="pass the manifest the pod runs") from exc
+    if not isinstance(value, dict):
+        raise RocketError(f"{what} is not a JSON object", hint="pass the manifest the pod runs")
+    return value
+
+
+def overlay_annotations(image: Optional[list], pod: Optional[list]) -> Optional[list]:
+    """Image annotations with the pod's app annotations overlaid by name; None when both are absent."""
+    if image is None and pod is None:
+        return None
+    merged: Dict[str, Any] = {}
+    for entry in (image or []) + (pod or []):
+        merged[entry["name"]] = entry["value"]
+    return [{"name": name, "value": value} for name, value in merged.items()]
+
+
+def _parse_form(body: bytes) -> Optional[Dict[str, bytes]]:
+    """Fields of an application/x-www-form-urlencoded body, byte-exact; None if malformed or repeated."""
+    fields: Dict[str, bytes] = {}
+    for pair in body.split(b"&") if body else []:
+        name, _, value = pair.partition(b"=")
+        try:
+            key = unquote_to_bytes(name.replace(b"+", b" ")).decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if key in fields:
+            return None
+        fields[key] = unquote_to_bytes(value.replace(b"+", b" "))
+    return fields
+
+
+class MetadataService:
+    """The metadata service of one pod: answers computed up front, served on a given listening socket."""
+
+    def __init__(
+        self, pod_uuid: str, token: str, pod_manifest: bytes, apps: Dict[str, AppMetadata], hmac_key: bytes
+    ) -> None:
+        if len(token) < 22 or len(hmac_key) < 32:  # 22 URL-safe characters hold 128 bits
+            raise AssertionError("bug: metadata token or HMAC key too short")
+        self.pod_uuid = pod_uuid
+        self._prefix = f"/{token}{API_PREFIX}"
+        self._token_bytes = f"/{token}/".encode()
+        self._key = hmac_key
+        manifest = _parse_json(pod_manifest, "pod manifest")
+        pod_apps = {app.get("name"): app for app in manifest.get("apps") or [] if isinstance(app, dict)}
+        self._get: Dict[str, Tuple[str, bytes]] = {
+            "/pod/annotations": (JSON_TYPE, _json(manifest.get("annotations"))),
+            "/pod/manifest": (JSON_TYPE, pod_manifest),
+            "/pod/uuid": (TEXT_TYPE, pod_uuid.encode("ascii")),
+        }
+        for name, app in apps.items():
+            if not AC_NAME_RE.fullmatch(name):
+                raise AssertionError(f"bug: app name {name!r} is not an AC Name")
+            image = _parse_json(app.image_manifest, f"image manifest of app {name}")
+            annotations = overlay_annotations(image.get("annotations"), pod_apps.get(name, {}).get("annotations"))
+            self._get[f"/apps/{name}/annotations"] = (JSON_TYPE, _json(annotations))
+            self._get[f"/apps/{name}/image/manifest"] = (JSON_TYPE, app.image_manifest)
+            self._get[f"/apps/{name}/image/id"] = (TEXT_TYPE, app.image_id.encode("ascii"))
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
+        self._wake: Tuple[int, int] = (-1, -1)
+
+    def check(self, method: str, target: str, flavor: Optional[str]) -> Tuple[Optional[Response], str]:
+        """Authenticate and route a request line: (an error answer or None, the path under the API)."""
+        path = target.split("?", 1)[0]
+        # compare_digest on the token segment: a timing side channel must not reveal it byte by byte.
+        segment = path.encode("utf-8", "replace")[: len(self._token_bytes)]
+        if not hmac.compare_digest(segment.ljust(len(self._token_bytes), b"\0"), self._token_bytes):
+            return _text(401, "missing or wrong metadata token"), ""
+        if flavor != FLAVOR:
+            return _text(400, f"header {FLAVOR_HEADER}: {FLAVOR} is required"), ""
+        if not path.startswith(self._prefix + "/"):
+            return _text(404, "not found"), ""
+        route = path[len(self._prefix) :]
+        allowed = "GET" if route in self._get else "POST" if route in ("/pod/hmac/sign", "/pod/hmac/verify") else ""
+        if not allowed:
+            return _text(404, "not found"), ""
+        if method != allowed:
+            return _text(405, f"use {allowed}", ("Allow", allowed)), ""
+        return None, route
+
+    def answer(self, route: str, body: bytes) -> Response:
+        """The answer to an authenticated request for `route` (from `check`) with its body."""
+        if route in self._get:
+            content_type, data = self._get[route]
+            return Response(200, content_type, data)
+        form = _parse_form(body)
+        if form is None or "content" not in form:
+            return _text(400, "the body must be a form with one content= field")
+        if route == "/pod/hmac/sign":
+            return Response(200, TEXT_TYPE, sign(self._key, self.pod_uuid, form["content"]).encode("ascii"))
+        try:
+            pod_uuid, signature = form["uuid"].decode("ascii"), form["signature"].decode("ascii")
+        except (KeyError, UnicodeDecodeError):
+            return _text(400, "verify needs the form fields content, uuid and signature")
+        if verify(self._key, pod_uuid, form["content"], signature):
+            return _text(200, "valid")
+        return _text(403, "signature does not match this content and pod UUID")
+
+    def serve(self, sock: socket.socket) -> threading.Thread:
+        """Serve on a bound socket (listening from now on) in a daemon thread; the service owns the socket."""
+        if self._server is not None:
+            raise AssertionError("bug: metadata service served twice")
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.listen(64)
+        self._server = _Server(sock, self)
+        self._wake = os.pipe()
+        self._thread = threading.Thread(target=self._loop, name="rocket-metadata", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def _loop(self) -> None:
+        # serve_forever() polls for shutdown every poll_interval; a wake-up pipe stops at once, idle costs nothing.
+        server, (wake, _) = self._server, self._wake
+        if server is None:
+            raise AssertionError("bug: metadata loop without a server")
+        with selectors.DefaultSelector() as selector:
+            selector.register(server.socket, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while not any(key.fd == wake for key, _ in selector.select()):
+                server.handle_request()  # accepts one connection; a thread of its own answers it
+
+    def shutdown(self) -> None:
+        """Stop accepting, close the listening socket; idempotent (open connections end on their own)."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        os.write(self._wake[1], b"x")
+        thread.join()
+        server.server_close()
+        for fd in self._wake:
+            os.close(fd)
+        self._thread = None
+
+
+# --- HTTP plumbing -----------------------------------------------------------------------------------
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """An HTTP server on a listening socket made elsewhere (possibly in another network namespace)."""
+
+    daemon_threads = True
+    block_on_close = False
+    timeout = 0  # handle_request() runs only once the socket is readable: never wait in it
+
+    def __init__(self, sock: socket.socket, service: MetadataService) -> None:
+        address = sock.getsockname()
+        # Not HTTPServer.__init__: that would create and bind a socket in this thread's namespace.
+        socketserver.BaseServer.__init__(self, address, _Handler)
+        self.socket = sock
+        self.server_name, self.server_port = str(address[0]), int(address[1])
+        self.service = service
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Answer in a thread of its own, or close the connection at once when all slots are taken."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """The connection's thread: serve it, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Drop a broken connection quietly: a pod's client must not fill the supervisor's stderr."""
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "rocket-metadata"
+    sys_version = ""
+    timeout = REQUEST_TIMEOUT
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No request log: the service must stay silent on stderr."""
+
+    def _dispatch(self) -> None:
+        service = self.server.service
+        error, route = service.check(self.command, self.path, self.headers.get(FLAVOR_HEADER))
+        if error is None and self.command == "POST":
+            error, body = self._read_body()
+        else:
+            body = b""
+        self._send(error or service.answer(route, body))
+
+    def _read_body(self) -> Tuple[Optional[Response], bytes]:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return _text(411, "send the body with a Content-Length"), b""
+        kind = self.headers.get("Content-Type", "application/x-www-form-urlencoded").split(";")[0].strip()
+        length_text = self.headers.get("Content-Length", "0")
+        if not length_text.isdigit():
+            self.close_connection = True
+            return _text(400, "bad Content-Length"), b""
+        length = int(length_text)
+        if length > MAX_BODY:
+            self.close_connection = True  # the unread body must not be parsed as the next request
+            return _text(413, f"the body exceeds {MAX_BODY} bytes"), b""
+        body = self.rfile.read(length)
+        if kind != "application/x-www-form-urlencoded":
+            return _text(415, "send application/x-www-form-urlencoded"), b""
+        return None, body
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
