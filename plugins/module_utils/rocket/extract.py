@@ -372,7 +372,7 @@ def extract_archive(stream: BinaryIO, staging: str, skeleton: BinaryIO, *, limit
     return Extraction(
         image_id=reader.image_id(),
         manifest=extractor.manifest,
-        size=reader.count,
+        size=reader.read_total,
         entries=extractor.entries,
         warnings=extractor.warnings(),
     )

@@ -35,37 +35,40 @@ _COPY_CHUNK = 1 << 20
 
 
 class SkeletonWriter:
-    """Collects the non-data bytes of an archive while it is extracted, into one file."""
+    """Collects the non-data bytes of an archive while it is extracted, into one file, in large writes."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
-        self._pending = bytearray()
-        self._stream.write(MAGIC)
+        self._raw = bytearray()  # raw bytes not yet framed as an R record
+        self._out = bytearray(MAGIC)  # framed records not yet written
 
     def raw(self, data: bytes) -> None:
-        self._pending += data
-        if len(self._pending) >= _FLUSH_AT:
-            self._flush_raw()
+        self._raw += data
 
     def zeros(self, count: int) -> None:
-        self._flush_raw()
-        self._stream.write(b"Z" + struct.pack(">Q", count))
+        self._frame_raw()
+        self._out += b"Z" + struct.pack(">Q", count)
 
     def file(
         self, path: bytes, size: int, *, checks: int = 0, mode: int = 0, uid: int = 0, gid: int = 0, mtime_ns: int = 0
     ) -> None:
         """Record that the next `size` archive bytes are the content of `path`, with the metadata it got."""
-        self._flush_raw()
-        self._stream.write(b"F" + _FILE.pack(size, checks, mode, uid, gid, mtime_ns, len(path)) + path)
+        self._frame_raw()
+        self._out += b"F" + _FILE.pack(size, checks, mode, uid, gid, mtime_ns, len(path)) + path
+        if len(self._out) >= _FLUSH_AT:
+            self._stream.write(self._out)
+            self._out.clear()
 
     def close(self) -> None:
-        self._flush_raw()
-        self._stream.write(b"E")
+        self._frame_raw()
+        self._out += b"E"
+        self._stream.write(self._out)
+        self._out.clear()
 
-    def _flush_raw(self) -> None:
-        if self._pending:
-            self._stream.write(b"R" + struct.pack(">I", len(self._pending)) + bytes(self._pending))
-            self._pending.clear()
+    def _frame_raw(self) -> None:
+        if self._raw:
+            self._out += b"R" + struct.pack(">I", len(self._raw)) + self._raw
+            self._raw.clear()
 
 
 def _corrupt(image_dir: Path, why: str) -> StoreError:

@@ -14,11 +14,9 @@ import sys
 import time
 from typing import List, Tuple
 
-from ..discovery import discover, load_mirrors
 from ..errors import FetchError, TrustError, UsageError
 from ..keystore import Keystore, StoredKey, check_fingerprint
 from ..openpgp import KeyInfo, inspect_key, split_public_keys
-from ..transport import client_from_config
 from .context import Context
 from .output import add_format_flag, human_time, print_json, print_table
 
@@ -61,6 +59,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _obtain_keys(args: argparse.Namespace, ctx: Context) -> List[Tuple[bytes, KeyInfo]]:
+    from ..discovery import discover, load_mirrors
+    from ..transport import client_from_config
+
     client = client_from_config(ctx.local_config, ctx.system_config, insecure=ctx.insecure)
     if args.words:
         locations = [args.words[0]]
