@@ -29,6 +29,16 @@ from . import (
     image_rm,
     image_validate,
     image_verify,
+    pod_cat_manifest,
+    pod_gc,
+    pod_list,
+    pod_logs,
+    pod_prepare,
+    pod_rm,
+    pod_run,
+    pod_run_prepared,
+    pod_status,
+    pod_stop,
     trust,
     version,
 )
@@ -38,7 +48,22 @@ from .units import parse_size
 EXIT_ENGINE_ERROR = 254
 EXIT_INTERRUPTED = 130
 
-TOP_LEVEL_VERBS = (fetch, trust, version, config)
+TOP_LEVEL_VERBS = (
+    fetch,
+    trust,
+    pod_prepare,
+    pod_run,
+    pod_run_prepared,
+    pod_list,
+    pod_status,
+    pod_stop,
+    pod_rm,
+    pod_gc,
+    pod_cat_manifest,
+    pod_logs,
+    version,
+    config,
+)
 IMAGE_VERBS = (
     image_list,
     image_rm,

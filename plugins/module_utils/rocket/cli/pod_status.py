@@ -1,0 +1,45 @@
+"""`rocket status UUID`: a pod's state, times, pid and app exit codes; `--wait` until it exits."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..errors import PodStateError
+from ..lifecycle import status
+from ..pod import Pod
+from .context import Context
+from .output import add_format_flag, print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("status", help="show a pod's status")
+    parser.add_argument("uuid", metavar="UUID")
+    parser.add_argument("--wait", nargs="?", const="forever", default=None, help="wait until the pod exits")
+    add_format_flag(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    pod = Pod.find(ctx.data_dir, args.uuid)
+    if args.wait is not None:
+        from .units import parse_duration
+
+        limit = None if args.wait == "forever" else parse_duration(args.wait, flag="--wait")
+        deadline = None if limit is None else time.monotonic() + limit
+        while pod.display_state() in ("running", "prepared", "preparing", "embryo"):
+            if deadline is not None and time.monotonic() > deadline:
+                raise PodStateError(f"pod {pod.uuid} is still {pod.display_state()}", hint="wait longer")
+            time.sleep(0.05)
+            pod = Pod.find(ctx.data_dir, pod.uuid)
+    result = status(pod)
+    if args.format == "json":
+        print_json(result)
+        return 0
+    for key in ("uuid", "state", "created", "started", "finished", "pid", "exit_code"):
+        if result.get(key) is not None:
+            print(f"{key}={result[key]}")
+    for name, app in result["apps"].items():
+        if app.get("exit_code") is not None:
+            print(f"app-{name}={app['exit_code']}")
+    return 0

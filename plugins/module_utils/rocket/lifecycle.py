@@ -1,0 +1,294 @@
+"""Pod lifecycle operations for the CLI and the modules: prepare, start, stop, status, remove, gc.
+
+Each operation is one or more transitions of pod.py plus the work around them. Starting a pod hands its
+lock to the supervisor (stage1/supervisor.py), which runs detached (`setsid`, or a transient systemd unit
+where systemd is PID 1) or in the foreground in this very process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .audit import AuditLog
+from .errors import PodStateError, UsageError
+from .fileio import atomic_write
+from .pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
+from .render import rendered_rootfs
+from .store import Store
+
+RESTART_POLICIES = ("no", "on-failure", "always")
+NET_MODES = ("none", "host", "default")
+DEFAULT_GC_GRACE = 30 * 60
+PREPARED_EXPIRY = 24 * 3600
+
+
+@dataclass
+class PodOptions:
+    """Pod-level choices of `prepare`/`run` (the per-app ones are in the pod manifest)."""
+
+    hostname: str = ""
+    restart: str = "no"
+    net: str = "none"
+    interactive: bool = False
+    stop_timeout: float = 10.0
+    seccomp: Dict[str, str] = field(default_factory=dict)
+    annotations: Dict[str, str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.restart not in RESTART_POLICIES:
+            raise UsageError(f"unknown restart policy {self.restart!r}", hint="use no, on-failure or always")
+        if self.net not in NET_MODES:
+            raise UsageError(f"unknown network {self.net!r}", hint="this version offers --net=none and --net=host")
+
+
+def prepare(store: Store, manifest: Dict[str, Any], options: PodOptions) -> Pod:
+    """Make a prepared pod from a reified pod manifest whose images are all in the store."""
+    options.check()
+    data_dir = store.paths.root
+    pod = Pod.create(data_dir)
+    try:
+        pod.to_preparing()
+        apps: Dict[str, Dict[str, str]] = {}
+        for entry in manifest["apps"]:
+            image_id = entry["image"]["id"]
+            record = store.index.get(image_id)
+            if record is None:
+                raise PodStateError(f"image {image_id[:19]} of app {entry['name']} is not in the store")
+            lower = rendered_rootfs(store, image_id)
+            store.touch(image_id)
+            app_dir = pod.files.app_dir(entry["name"])
+            app_dir.mkdir(parents=True)
+            atomic_write(app_dir / "image-manifest", store.manifest_bytes(image_id))
+            apps[entry["name"]] = {"image_id": image_id, "image_name": record.name, "lower": str(lower)}
+        atomic_write(pod.files.manifest, json.dumps(manifest, indent=2).encode())
+        runtime = {
+            "created": time.time(),
+            "hostname": options.hostname or f"rocket-{pod.uuid}",
+            "restart": options.restart,
+            "net": options.net,
+            "interactive": options.interactive,
+            "stop_timeout": options.stop_timeout,
+            "seccomp": options.seccomp,
+            "apps": apps,
+        }
+        atomic_write(pod.files.runtime, json.dumps(runtime, indent=2, sort_keys=True).encode())
+        pod.to_prepared()
+    except BaseException:
+        if pod.state in (PREPARE, PREPARED):
+            pod.to_garbage()
+            pod.delete()
+        pod.unlock()
+        raise
+    pod.unlock()
+    return pod
+
+
+def engine_root() -> str:
+    """The folder holding the `rocket` package this process runs (the supervisor runs the same code)."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def supervisor_command(pod: Pod, *, lock_fd: int, ready_fd: Optional[int], foreground: bool) -> List[str]:
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    command = [
+        python,
+        "-I",
+        "-S",
+        "-c",
+        "import sys; sys.path.insert(0, sys.argv[1]); from rocket.stage1.boot import main; main(sys.argv[2:])",
+        engine_root(),
+        str(pod.path),
+        "--lock-fd",
+        str(lock_fd),
+    ]
+    if ready_fd is not None:
+        command += ["--ready-fd", str(ready_fd)]
+    if foreground:
+        command.append("--foreground")
+    return command
+
+
+def start(pod: Pod, *, detach: bool) -> int:
+    """prepared -> run, and start the supervisor; returns the exit code (foreground) or 0 once running."""
+    if pod.state != PREPARED:
+        raise PodStateError(f"pod {pod.uuid} is {pod.display_state()}, not prepared", hint="prepare a new pod")
+    pod.lock()
+    pod.to_run()
+    lock_fd = pod.lock_fd()
+    os.set_inheritable(lock_fd, True)
+    AuditLog(pod.data_dir / "audit.jsonl").record(
+        "pod-start", pod=pod.uuid, images=[a["image_id"] for a in pod.runtime().get("apps", {}).values()]
+    )
+    if not detach:
+        from .stage1.boot import run_supervisor
+
+        return run_supervisor(pod.path, lock_fd=lock_fd, ready_fd=None, foreground=True)
+    read_end, write_end = os.pipe()
+    command = supervisor_command(pod, lock_fd=lock_fd, ready_fd=write_end, foreground=False)
+    with open(os.devnull, "rb") as null_in, open(pod.path / "supervisor.log", "ab") as log:
+        process = subprocess.Popen(
+            command, stdin=null_in, stdout=log, stderr=log, pass_fds=(lock_fd, write_end), start_new_session=True
+        )
+    os.close(write_end)
+    pod.unlock()  # the supervisor holds its own copy of the lock now
+    with os.fdopen(read_end, "rb") as ready:
+        answer = ready.readline()
+    if answer.strip() != b"running":
+        process.wait(timeout=10)
+        detail = (pod.path / "supervisor.log").read_text(errors="replace").strip().splitlines()
+        raise PodStateError(
+            f"pod {pod.uuid} did not start: {detail[-1] if detail else 'the supervisor exited'}",
+            hint=f"see {pod.path / 'supervisor.log'}",
+            pod=pod.uuid,
+        )
+    return 0
+
+
+def supervisor_pid(pod: Pod) -> Optional[int]:
+    """The supervisor's pid, if that process is still the one that started (same start time)."""
+    from .stage1.supervisor import process_start_time
+
+    record = pod.read_json(pod.files.supervisor)
+    pid = record.get("pid")
+    if not isinstance(pid, int):
+        return None
+    try:
+        if process_start_time(pid) != record.get("start_time"):
+            return None  # the pid was reused by another process
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def stop(pod: Pod, *, force: bool = False, wait: float = 30.0) -> None:
+    """Ask the supervisor to stop the pod (SIGTERM; --force: SIGKILL to everything) and wait for it."""
+    if not pod.is_running():
+        raise PodStateError(f"pod {pod.uuid} is not running", hint="see 'rocket list'", pod=pod.uuid)
+    pid = supervisor_pid(pod)
+    if force:
+        _kill_pod_processes(pod)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL if force else signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while pod.is_locked_by_other() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if pod.is_locked_by_other():
+        raise PodStateError(f"pod {pod.uuid} did not stop within {wait:.0f}s", hint="use --force")
+    AuditLog(pod.data_dir / "audit.jsonl").record("pod-stop", pod=pod.uuid, force=force)
+
+
+def _kill_pod_processes(pod: Pod) -> None:
+    status = pod.read_json(pod.files.status)
+    init_pid = status.get("init_pid")
+    if isinstance(init_pid, int):
+        with contextlib.suppress(OSError):
+            os.kill(init_pid, signal.SIGKILL)
+    try:
+        from .cgroups import PodCgroup, detect
+
+        PodCgroup(detect(), pod.uuid).kill_all(signal.SIGKILL)
+    except Exception:
+        pass
+
+
+def status(pod: Pod) -> Dict[str, Any]:
+    """What `rocket status` shows: state, times, pid, each app's exit."""
+    runtime = pod.runtime()
+    record = pod.read_json(pod.files.status)
+    state = pod.display_state()
+    result: Dict[str, Any] = {
+        "uuid": pod.uuid,
+        "state": state,
+        "created": runtime.get("created"),
+        "started": record.get("started"),
+        "finished": record.get("finished") if state == "exited" else None,
+        "pid": supervisor_pid(pod) if state == "running" else None,
+        "exit_code": record.get("exit_code") if state == "exited" else None,
+        "apps": {},
+    }
+    if state == "exited" and record.get("state") == "running":
+        result["exit_code"] = None  # the supervisor died without recording the pod's end
+        result["note"] = "the supervisor was killed; the pod's end was not recorded"
+    for name, info in (runtime.get("apps") or {}).items():
+        app_status = pod.read_json(pod.files.app_status(name))
+        result["apps"][name] = {
+            "image_id": info.get("image_id"),
+            "image_name": info.get("image_name"),
+            "exit_code": app_status.get("exit_code"),
+            "signal": app_status.get("signal"),
+            "started": app_status.get("started"),
+            "finished": app_status.get("finished"),
+        }
+    return result
+
+
+def remove(pod: Pod) -> None:
+    """Delete an exited or prepared pod (running pods must be stopped first)."""
+    if pod.is_running():
+        raise PodStateError(f"pod {pod.uuid} is running", hint="stop it first", pod=pod.uuid)
+    pod.lock()
+    if pod.state == RUN:
+        pod.to_exited_garbage()
+    _cleanup(pod)
+    pod.to_garbage()
+    pod.delete()
+    pod.unlock()
+
+
+def _cleanup(pod: Pod) -> None:
+    """Remove what a dead pod may have left outside its folder: its cgroups."""
+    try:
+        from .cgroups import PodCgroup, detect
+
+        group = PodCgroup(detect(), pod.uuid)
+        if group.exists():
+            group.destroy()
+    except Exception:
+        pass
+
+
+def gc(data_dir: Path, *, grace_seconds: float = DEFAULT_GC_GRACE) -> List[str]:
+    """Move exited pods to exited-garbage, delete those past the grace period and stale prepared pods."""
+    removed: List[str] = []
+    now = time.time()
+    for pod in Pod.all(data_dir):
+        try:
+            if pod.state == RUN and not pod.is_locked_by_other():
+                pod.lock()
+                pod.to_exited_garbage()
+                atomic_write(pod.path / "exited-at", str(now).encode())
+                pod.unlock()
+            if pod.state == EXITED_GARBAGE:
+                try:
+                    exited = float((pod.path / "exited-at").read_text())
+                except (OSError, ValueError):
+                    exited = 0.0
+                if now - exited >= grace_seconds:
+                    pod.lock()
+                    _cleanup(pod)
+                    pod.to_garbage()
+                    pod.delete()
+                    pod.unlock()
+                    removed.append(pod.uuid)
+            elif pod.state == PREPARED and now - pod.created() > PREPARED_EXPIRY:
+                pod.lock()
+                pod.to_garbage()
+                pod.delete()
+                pod.unlock()
+                removed.append(pod.uuid)
+            elif pod.state == GARBAGE:
+                shutil.rmtree(pod.path, ignore_errors=True)
+                removed.append(pod.uuid)
+        except PodStateError:
+            continue  # in use by another command right now
+    return removed

@@ -1,0 +1,99 @@
+"""The supervisor's entry point: `python3 -I -S -c … <pod folder> --lock-fd N [--ready-fd N] [--foreground]`.
+
+Kept apart from supervisor.py so the command line, the cgroups, the metadata service and the audit
+records are wired in one place, and the supervisor itself stays a loop over processes and pipes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ..audit import AuditLog
+from ..errors import RocketError
+from ..pod import PodFiles
+from .plan import build_plan
+from .supervisor import METADATA_PORT, supervise
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"rocket: warning: {message}\n")
+
+
+def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], foreground: bool) -> int:
+    """Set up and supervise the pod in `pod_path` (already in run/ and locked through `lock_fd`)."""
+    from ..cgroups import PodCgroup, detect
+    from ..metadata import AppMetadata, MetadataService, load_hmac_key, metadata_url, new_token
+
+    files = PodFiles(pod_path)
+    uuid = pod_path.name
+    data_dir = pod_path.parent.parent.parent
+    token = new_token()
+    cgroup: Optional[PodCgroup] = None
+    try:
+        cgroup = PodCgroup(detect(), uuid)
+        cgroup.create()
+    except RocketError as exc:
+        _warn(f"no cgroups for pod {uuid}: {exc.message}")
+        cgroup = None
+    plan = build_plan(files, uuid, metadata_url=metadata_url("127.0.0.1", METADATA_PORT, token), cgroup=cgroup)
+    if cgroup is not None:
+        for app, limits in plan.app_limits.items():
+            for key, setter in (
+                ("memory", cgroup.set_memory_limit),
+                ("cpu", cgroup.set_cpu_limit),
+                ("cpu_shares", cgroup.set_cpu_shares),
+            ):
+                if key in limits:
+                    try:
+                        setter(app, limits[key])
+                    except RocketError as exc:
+                        plan.warnings.append(f"app {app}: {exc.message}")
+    for warning in plan.warnings:
+        _warn(warning)
+    service = MetadataService(
+        pod_uuid=uuid,
+        token=token,
+        pod_manifest=plan.manifest_bytes,
+        apps={
+            name: AppMetadata(image_manifest=plan.image_manifests[name], image_id=plan.image_ids[name])
+            for name in plan.image_manifests
+        },
+        hmac_key=load_hmac_key(data_dir / "metadata" / "hmac.key"),
+    )
+    try:
+        code = supervise(
+            plan.run,
+            files,
+            hostname=plan.hostname,
+            private_network=plan.private_network,
+            lock_fd=lock_fd,
+            foreground=foreground,
+            metadata=service,
+            ready_fd=ready_fd,
+            sysctls=plan.sysctls,
+        )
+    finally:
+        if cgroup is not None:
+            try:
+                cgroup.destroy()
+            except RocketError as exc:
+                _warn(f"pod {uuid}: {exc.message}")
+    AuditLog(data_dir / "audit.jsonl").record("pod-exit", pod=uuid, status=str(code))
+    return code
+
+
+def main(argv: List[str]) -> None:
+    """The detached supervisor process."""
+    pod_path = Path(argv[0])
+    lock_fd = int(argv[argv.index("--lock-fd") + 1])
+    ready_fd = int(argv[argv.index("--ready-fd") + 1]) if "--ready-fd" in argv else None
+    try:
+        code = run_supervisor(pod_path, lock_fd=lock_fd, ready_fd=ready_fd, foreground="--foreground" in argv)
+    except RocketError as exc:
+        sys.stderr.write(f"rocket: {exc}\n")
+        code = 254
+    sys.stdout.flush()
+    os._exit(code)

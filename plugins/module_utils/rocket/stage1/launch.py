@@ -1,0 +1,117 @@
+"""The last steps of an app process, between fork and exec: cgroup, root, identity, privileges, exec.
+
+The order matters and follows runc: join the app's cgroups while host paths are still visible; a private
+mount namespace and `pivot_root` into the app's root (the old root detached, so no path leads back);
+then, still privileged, drop the capability bounding set and install the seccomp filter (unless
+no_new_privs lets an unprivileged process install it, in which case the filter goes on last); then
+groups, gid, uid and the final capability sets; then exec. `rocket enter` goes through the same
+function, so an entered process gets exactly the app's restrictions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, List, NoReturn, Optional, Sequence, Set
+
+from . import linux
+
+EXIT_CANNOT_START = 127
+
+
+@dataclass
+class Identity:
+    uid: int = 0
+    gid: int = 0
+    groups: List[int] = field(default_factory=list)
+
+
+@dataclass
+class Restrictions:
+    """What confines an app (and anything entered into it)."""
+
+    capabilities: Set[int] = field(default_factory=set)
+    no_new_privs: bool = False
+    seccomp: Optional[bytes] = None  # a compiled filter, or None for none
+    cgroup_procs: List[str] = field(default_factory=list)  # cgroup.procs files to join
+    oom_score_adj: Optional[int] = None
+
+
+@dataclass
+class Launch:
+    """One process to start in an app's root."""
+
+    app: str
+    argv: List[str]
+    env: Dict[str, str]
+    root: str
+    workdir: str
+    identity: Identity
+    restrictions: Restrictions
+
+
+def find_program(argv0: str, env: Dict[str, str]) -> str:
+    """The executable for argv[0]: a path as is, a bare name searched in the app's PATH."""
+    if "/" in argv0:
+        return argv0
+    for folder in env.get("PATH", "").split(":"):
+        candidate = os.path.join(folder or ".", argv0)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return argv0
+
+
+def join_cgroups(paths: Sequence[str]) -> None:
+    for path in paths:
+        with open(path, "w") as stream:
+            stream.write("0")
+
+
+def enter_root(root: str) -> None:
+    """Make `root` this process's `/` in a mount namespace of its own, with the old root gone."""
+    linux.unshare(linux.CLONE_NEWNS)
+    os.chdir(root)
+    linux.pivot_root(".", ".")
+    linux.umount2(".", linux.MNT_DETACH)
+    os.chdir("/")
+
+
+def confine(restrictions: Restrictions, identity: Identity) -> None:
+    """Drop to the app's identity and privileges; call in the app's root, right before exec."""
+    from .caps import apply_capabilities, drop_bounding_set
+    from .seccomp import install_filter
+
+    if restrictions.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as stream:
+            stream.write(str(restrictions.oom_score_adj))
+    drop_bounding_set(restrictions.capabilities)
+    if restrictions.no_new_privs:
+        linux.set_no_new_privs()
+    elif restrictions.seccomp is not None:
+        install_filter(restrictions.seccomp)  # needs CAP_SYS_ADMIN, which is still held here
+    os.setgroups(identity.groups)
+    os.setresgid(identity.gid, identity.gid, identity.gid)
+    apply_capabilities(restrictions.capabilities, uid=identity.uid)
+    if restrictions.no_new_privs and restrictions.seccomp is not None:
+        install_filter(restrictions.seccomp)
+
+
+def exec_app(launch: Launch, *, enter: bool = True) -> NoReturn:
+    """Become the app: never returns; on failure prints why and exits 127."""
+    try:
+        join_cgroups(launch.restrictions.cgroup_procs)
+        if enter:
+            enter_root(launch.root)
+            linux.unshare(linux.CLONE_NEWCGROUP)
+        confine(launch.restrictions, launch.identity)
+        os.chdir(launch.workdir or "/")
+        program = find_program(launch.argv[0], launch.env)
+        os.execve(program, launch.argv, launch.env)
+    except OSError as exc:
+        what = exc.filename if isinstance(exc.filename, str) else launch.argv[0]
+        sys.stderr.write(f"rocket: app {launch.app}: cannot start {what}: {exc.strerror}\n")
+    except Exception as exc:
+        sys.stderr.write(f"rocket: app {launch.app}: cannot start: {exc}\n")
+    sys.stderr.flush()
+    os._exit(EXIT_CANNOT_START)

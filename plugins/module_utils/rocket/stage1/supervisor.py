@@ -1,0 +1,229 @@
+"""The pod supervisor: one process per running pod, and no daemon above it.
+
+It holds the pod's lock for the pod's whole life (so `status` knows a pod whose supervisor died has
+exited), records its pid with its start time, creates the pod's cgroups, enters new mount, UTS, IPC,
+network and PID namespaces, starts the metadata service on a socket inside the pod's network namespace,
+forks the pod's init (PID 1 of the pod), relays each app's output into size-capped log files, forwards
+SIGTERM to init, and records the pod's exit. Its own exit code is the pod's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..fileio import atomic_write
+from ..pod import PodFiles
+from . import linux
+from .init import PodRun, pod_init_main
+
+LOG_CAP = 8 << 20
+METADATA_PORT = 2375
+# The PID namespace comes last and apart: a process that has unshared it cannot start threads any more
+# (the metadata service's), and mount namespaces cannot be unshared once threads run.
+POD_NAMESPACES = ("CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC")
+
+
+def process_start_time(pid: int) -> int:
+    """The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", "rb") as stream:
+        data = stream.read()
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def write_json(path: Path, value: Dict[str, object]) -> None:
+    atomic_write(path, json.dumps(value, sort_keys=True).encode())
+
+
+class LogRelay:
+    """Copies each app's output pipe into its log file, rotating once at the cap; echoes if asked."""
+
+    def __init__(self, files: PodFiles, pipes: Dict[str, int], *, echo: bool) -> None:
+        self.files = files
+        self.echo = echo
+        self.selector = selectors.DefaultSelector()
+        self.logs: Dict[int, tuple] = {}
+        for app, fd in pipes.items():
+            os.set_blocking(fd, False)
+            path = files.app_log(app)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(path, "ab")
+            self.logs[fd] = (app, path, stream)
+            self.selector.register(fd, selectors.EVENT_READ)
+
+    def watch(self, fd: int) -> None:
+        self.selector.register(fd, selectors.EVENT_READ)
+
+    def pump(self, timeout: Optional[float]) -> List[int]:
+        """Move whatever output is ready; returns the other ready descriptors (the wake-up pipe)."""
+        others = []
+        for key, _ in self.selector.select(timeout):
+            fd = int(key.fd)  # type: ignore[arg-type]
+            if fd not in self.logs:
+                others.append(fd)
+                continue
+            self._copy(fd)
+        return others
+
+    def _copy(self, fd: int) -> None:
+        app, path, stream = self.logs[fd]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(fd)
+            os.close(fd)
+            stream.close()
+            del self.logs[fd]
+            return
+        stream.write(data)
+        stream.flush()
+        if self.echo:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        if stream.tell() > LOG_CAP:
+            stream.close()
+            os.replace(path, str(path) + ".1")
+            self.logs[fd] = (app, path, open(path, "ab"))
+
+    def drain(self) -> None:
+        while self.logs:
+            if not self.selector.select(0.2):
+                break
+            for fd in list(self.logs):
+                self._copy(fd)
+
+
+def bring_up_loopback() -> None:
+    """`ip link set lo up`, with one ioctl instead of a process."""
+    import fcntl
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, 0x8913, request))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(sock, 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))  # SIOCSIFFLAGS, IFF_UP
+
+
+NAMESPACED_SYSCTLS = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
+
+
+def apply_sysctls(sysctls: Dict[str, str], *, private_network: bool) -> None:
+    """Write the pod's sysctls; only those that belong to the pod's own IPC and network namespaces."""
+    from ..errors import PodStateError
+
+    for key, value in sysctls.items():
+        if not key.startswith(NAMESPACED_SYSCTLS) or (key.startswith("net.") and not private_network):
+            raise PodStateError(
+                f"sysctl {key} is not namespaced: setting it would change the host",
+                hint="only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* can be set per pod",
+            )
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as stream:
+            stream.write(str(value))
+
+
+def supervise(
+    pod: PodRun,
+    files: PodFiles,
+    *,
+    hostname: str,
+    private_network: bool,
+    lock_fd: int,
+    foreground: bool,
+    metadata: Optional[object],
+    ready_fd: Optional[int],
+    sysctls: Optional[Dict[str, str]] = None,
+) -> int:
+    """Run the pod to its end; returns the pod's exit code."""
+    write_json(files.supervisor, {"pid": os.getpid(), "start_time": process_start_time(os.getpid())})
+    pipes: Dict[str, int] = {}
+    for app in pod.apps:
+        read_end, write_end = os.pipe()
+        pipes[app.name] = read_end
+        app.stdout = write_end
+
+    flags = 0
+    for name in POD_NAMESPACES:
+        flags |= getattr(linux, name)
+    if private_network:
+        flags |= linux.CLONE_NEWNET
+    linux.unshare(flags)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
+    linux.sethostname(hostname)
+    listener: Optional[socket.socket] = None
+    if private_network:
+        bring_up_loopback()
+    apply_sysctls(sysctls or {}, private_network=private_network)
+    if metadata is not None:
+        # Listening before the apps start: early requests wait in the backlog until the thread serves.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", METADATA_PORT))
+        listener.listen(64)
+
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    requested: List[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: requested.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _frame: requested.append(signum))
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    if metadata is not None and listener is not None:
+        metadata.serve(listener)  # type: ignore[attr-defined]
+    linux.unshare(linux.CLONE_NEWPID)
+    init_pid = os.fork()
+    if init_pid == 0:
+        try:
+            os.close(lock_fd)  # only the supervisor may hold the pod's lock
+            linux.set_pdeathsig(signal.SIGKILL)
+            signal.set_wakeup_fd(-1)
+            for fd in (wake_read, wake_write, *pipes.values()):
+                os.close(fd)
+            if listener is not None:
+                listener.close()
+            code = pod_init_main(pod)
+        except BaseException as exc:
+            sys.stderr.write(f"rocket: pod init failed: {exc}\n")
+            code = 254
+        os._exit(code)
+
+    for app in pod.apps:
+        os.close(app.stdout)
+    started = time.time()
+    write_json(files.status, {"state": "running", "started": started, "init_pid": init_pid})
+    if ready_fd is not None:
+        os.write(ready_fd, b"running\n")
+        os.close(ready_fd)
+
+    relay = LogRelay(files, pipes, echo=foreground)
+    relay.watch(wake_read)
+    forwarded = 0
+    status: Optional[int] = None
+    while status is None:
+        for fd in relay.pump(1.0):
+            if fd == wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 512)
+        while len(requested) > forwarded:
+            os.kill(init_pid, signal.SIGTERM)
+            forwarded += 1
+        done, raw = os.waitpid(init_pid, os.WNOHANG)
+        if done == init_pid:
+            status = raw
+    relay.drain()
+    code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
+    code = code if code >= 0 else 128 - code
+    write_json(files.status, {"state": "exited", "started": started, "finished": time.time(), "exit_code": code})
+    return code
