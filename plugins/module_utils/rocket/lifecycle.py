@@ -292,3 +292,45 @@ def gc(data_dir: Path, *, grace_seconds: float = DEFAULT_GC_GRACE) -> List[str]:
         except PodStateError:
             continue  # in use by another command right now
     return removed
+
+
+def enter(pod: Pod, *, app: Optional[str], argv: List[str]) -> int:
+    """Run `argv` inside a running app of the pod with the app's namespaces, cgroup, capabilities and seccomp."""
+    from .cgroups import PodCgroup, detect
+    from .stage1.enter import enter as enter_app
+    from .stage1.plan import build_plan
+
+    if not pod.is_running():
+        raise PodStateError(f"pod {pod.uuid} is not running", hint="start it, or see 'rocket list'", pod=pod.uuid)
+    apps = sorted((pod.runtime().get("apps") or {}).keys())
+    name = app or (apps[0] if len(apps) == 1 else None)
+    if name is None or name not in apps:
+        raise UsageError(f"say which app to enter: --app with one of {', '.join(apps)}")
+    cgroup = PodCgroup(detect(), pod.uuid)
+    plan = build_plan(pod.files, pod.uuid, metadata_url="", cgroup=cgroup)
+    run = next(a for a in plan.run.apps if a.name == name)
+    target = _app_host_pid(cgroup, name, pod.read_json(pod.files.app_status(name)).get("pid"))
+    return enter_app(target, run.main, argv or ["/bin/sh"])
+
+
+def _app_host_pid(cgroup: Any, app: str, ns_pid: Any) -> int:
+    """The host pid of an app's main process: the process in its cgroup whose pod-namespace pid is `ns_pid`."""
+    candidates: List[int] = []
+    for procs in cgroup.procs_files(app):
+        try:
+            candidates = [int(line) for line in Path(procs).read_text().split()]
+        except OSError:
+            continue
+        if candidates:
+            break
+    for pid in candidates:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("NSpid:") and line.split()[-1] == str(ns_pid):
+                return pid
+    if candidates:
+        return min(candidates)
+    raise PodStateError(f"app {app} has no running process", hint="it may have exited; see 'rocket status'")

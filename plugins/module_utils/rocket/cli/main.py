@@ -30,6 +30,7 @@ from . import (
     image_validate,
     image_verify,
     pod_cat_manifest,
+    pod_enter,
     pod_gc,
     pod_list,
     pod_logs,
@@ -61,6 +62,7 @@ TOP_LEVEL_VERBS = (
     pod_gc,
     pod_cat_manifest,
     pod_logs,
+    pod_enter,
     version,
     config,
 )

@@ -107,6 +107,7 @@ class PodInit:
         result.update(_decode(status), finished=time.time())
         self._record(app, result)
         if int(result["exit_code"]) != 0 and not self.stopping:  # type: ignore[call-overload]
+            self.first_failure = self.first_failure or app.name
             self.stop_all(signal.SIGTERM)
 
     def stop_all(self, signum: int) -> None:
@@ -135,6 +136,7 @@ class PodInit:
         """Start every app (after its pre-start), wait for all, run post-stops; the pod's exit code."""
         self.stopping = False
         self.results = {}
+        self.first_failure: Optional[str] = None
         for app in self.pod.apps:
             started = time.time()
             if app.pre_start is not None and self._run_to_end(app.pre_start, app.stdout) != 0:
@@ -165,6 +167,8 @@ class PodInit:
         for app in self.pod.apps:
             if app.post_stop is not None:
                 self._run_to_end(app.post_stop, app.stdout)
+        if self.first_failure is not None:  # the app whose failure stopped the others decides
+            return int(self.results[self.first_failure]["exit_code"])  # type: ignore[call-overload]
         codes = [int(self.results.get(app.name, {}).get("exit_code") or 0) for app in self.pod.apps]  # type: ignore[call-overload]
         return next((code for code in codes if code != 0), 0)
 

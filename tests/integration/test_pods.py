@@ -1,0 +1,362 @@
+"""Real pods of a busybox image: lifecycle, isolation, isolators, volumes, handlers, metadata, escapes.
+
+Every test runs the real `rocket` CLI as root: namespaces, overlay mounts, cgroups and seccomp are the
+kernel's. Images are built from Debian's busybox-static.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+
+from images import image_manifest
+from rocket.build import build_image
+
+ENGINE = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
+BUSYBOX = Path("/bin/busybox")
+DEFAULT_CAPBND = "00000000a80425fb"  # the specification's 14 capabilities
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="pods need root"),
+    pytest.mark.skipif(not BUSYBOX.exists(), reason="needs busybox-static"),
+]
+
+
+class Rocket:
+    """The CLI against one data directory."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONPATH=str(ENGINE))
+        command = [sys.executable, "-m", "rocket", "--dir", str(self.data), "--insecure-options=image", *args]
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        if check:
+            assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+        return result
+
+    def sh(
+        self, script: str, *flags: str, image: str = "example.com/busybox", **kwargs: Any
+    ) -> subprocess.CompletedProcess:
+        return self("run", *flags, image, "--exec", "/bin/sh", "--", "-c", script, **kwargs)
+
+    def status(self, uuid: str) -> Dict[str, Any]:
+        return json.loads(self("status", "--format=json", uuid).stdout)
+
+
+def busybox_image(tmp: Path, name: str = "example.com/busybox", **extra: object) -> Path:
+    source = tmp / f"src-{name.replace('/', '-')}"
+    (source / "rootfs" / "bin").mkdir(parents=True)
+    (source / "rootfs" / "etc").mkdir()
+    (source / "rootfs" / "tmp").mkdir()
+    shutil.copy2(BUSYBOX, source / "rootfs" / "bin" / "busybox")
+    for applet in (
+        "sh",
+        "cat",
+        "echo",
+        "ls",
+        "id",
+        "hostname",
+        "sleep",
+        "wget",
+        "ps",
+        "mount",
+        "stat",
+        "head",
+        "tail",
+        "grep",
+        "true",
+        "false",
+        "touch",
+        "env",
+    ):
+        os.symlink("busybox", source / "rootfs" / "bin" / applet)
+    (source / "rootfs" / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
+    )
+    (source / "rootfs" / "etc" / "group").write_text("root:x:0:\napp:x:1000:\nextra:x:2000:app\n")
+    manifest = image_manifest(name, **extra)
+    (source / "manifest").write_text(json.dumps(manifest))
+    output = tmp / f"{source.name}.aci"
+    build_image(source, output)
+    return output
+
+
+@pytest.fixture(scope="module")
+def rocket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rocket]:
+    tmp = tmp_path_factory.mktemp("pods")
+    cli = Rocket(tmp / "data")
+    cli("fetch", str(busybox_image(tmp)))
+    env_image = busybox_image(
+        tmp,
+        "example.com/env",
+        app={
+            "exec": ["/bin/env"],
+            "user": "0",
+            "group": "0",
+            "environment": [{"name": "FROM_IMAGE", "value": "image"}, {"name": "OVERRIDDEN", "value": "image"}],
+        },
+    )
+    cli("fetch", str(env_image))
+    handlers = busybox_image(
+        tmp,
+        "example.com/handlers",
+        app={
+            "exec": ["/bin/sh", "-c", "echo app >> /shared/order"],
+            "user": "0",
+            "group": "0",
+            "eventHandlers": [
+                {"name": "pre-start", "exec": ["/bin/sh", "-c", "echo pre-start >> /shared/order"]},
+                {"name": "post-stop", "exec": ["/bin/sh", "-c", "echo post-stop >> /shared/order"]},
+            ],
+            "mountPoints": [{"name": "shared", "path": "/shared"}],
+        },
+    )
+    cli("fetch", str(handlers))
+    yield cli
+    for pod in json.loads(cli("list", "--format=json").stdout):
+        if pod["state"] == "running":
+            cli("stop", "--force", pod["uuid"], check=False)
+    cli("gc", "--grace-period=0s", check=False)
+
+
+def detach(rocket: Rocket, *args: str) -> str:
+    return rocket("run", "--detach", *args).stdout.strip().splitlines()[-1]
+
+
+# -- lifecycle ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0, 1, 2])
+def test_exit_codes_reach_run_and_status(rocket: Rocket, tmp_path: Path, code: int) -> None:
+    uuid_file = tmp_path / "uuid"
+    result = rocket.sh(f"exit {code}", "--uuid-file-save", str(uuid_file), check=False)
+    assert result.returncode == code
+    status = rocket.status(uuid_file.read_text().strip())
+    assert status["state"] == "exited" and status["exit_code"] == code
+    assert status["apps"]["busybox"]["exit_code"] == code
+
+
+def test_failing_app_stops_the_others(rocket: Rocket) -> None:
+    started = time.monotonic()
+    result = rocket(
+        "run",
+        "example.com/busybox", "--name", "waiter", "--exec", "/bin/sleep", "--", "30", "---",
+        "example.com/busybox", "--name", "failer", "--exec", "/bin/sh", "--", "-c", "sleep 0.3; exit 2",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert time.monotonic() - started < 20
+
+
+def test_detach_stop_rm_gc(rocket: Rocket) -> None:
+    uuid = detach(rocket, "example.com/busybox", "--exec", "/bin/sleep", "--", "600")
+    status = rocket.status(uuid)
+    assert status["state"] == "running" and isinstance(status["pid"], int)
+    assert rocket("rm", uuid, check=False).returncode == 254  # running pods are not removed
+    rocket("stop", uuid)
+    assert rocket.status(uuid)["state"] == "exited"
+    rocket("rm", uuid)
+    assert uuid not in rocket("list").stdout
+    assert not list((rocket.data / "pods").glob(f"*/{uuid}"))
+
+
+def test_killed_supervisor_leaves_nothing_after_gc(rocket: Rocket) -> None:
+    uuid = detach(rocket, "example.com/busybox", "--memory=64M", "--exec", "/bin/sleep", "--", "600")
+    supervisor = json.loads((rocket.data / "pods" / "run" / uuid / "supervisor").read_text())["pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while rocket.status(uuid)["state"] != "exited" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rocket.status(uuid)["state"] == "exited"
+    rocket("gc", "--grace-period=0s")
+    assert not list((rocket.data / "pods").glob(f"*/{uuid}"))
+    assert str(rocket.data) not in Path("/proc/self/mountinfo").read_text()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/rocket/{uuid}"))
+
+
+# -- environment, identity, files -------------------------------------------------------------------
+
+
+def test_environment_precedence(rocket: Rocket) -> None:
+    out = rocket("run", "example.com/env", "--set-env=OVERRIDDEN=cli", "--set-env=AC_APP_NAME=spoofed").stdout
+    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    assert env["FROM_IMAGE"] == "image" and env["OVERRIDDEN"] == "cli"
+    assert env["AC_APP_NAME"] == "env" and env["container"] == "rocket"
+    assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert env["AC_METADATA_URL"].startswith("http://127.0.0.1:2375/")
+
+
+def test_user_group_hostname(rocket: Rocket) -> None:
+    out = rocket.sh("id; hostname", "--hostname=podhost", image="example.com/busybox")
+    # per-app flags come after the image; --hostname is a pod flag before it
+    assert "podhost" in out.stdout
+    out = rocket("run", "example.com/busybox", "--user=app", "--group=app", "--exec", "/bin/id").stdout
+    assert "uid=1000(app) gid=1000(app)" in out and "2000(extra)" in out
+
+
+def test_volumes_read_only_and_read_write(rocket: Rocket, tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "in").write_text("from host")
+    script = "cat /rw/in; echo out > /rw/out; echo nope > /ro/x && echo RO-WRITABLE; true"
+    out = rocket(
+        "run",
+        f"--volume=rw,kind=host,source={host}",
+        f"--volume=ro,kind=host,source={host},readOnly=true",
+        "example.com/busybox", "--mount=volume=rw,target=/rw", "--mount=volume=ro,target=/ro",
+        "--exec", "/bin/sh", "--", "-c", script,
+    )  # fmt: skip
+    assert "from host" in out.stdout and "RO-WRITABLE" not in out.stdout
+    assert (host / "out").read_text() == "out\n" and not (host / "x").exists()
+
+
+def test_empty_volume_mode_and_owner(rocket: Rocket) -> None:
+    out = rocket(
+        "run",
+        "--volume=scratch,kind=empty,mode=0700,uid=1000,gid=2000",
+        "example.com/busybox", "--mount=volume=scratch,target=/scratch",
+        "--exec", "/bin/stat", "--", "-c", "%a %u %g", "/scratch",
+    ).stdout  # fmt: skip
+    assert out.split() == ["700", "1000", "2000"]
+
+
+def test_pre_start_app_post_stop_order(rocket: Rocket, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    rocket("run", f"--volume=shared,kind=host,source={shared}", "example.com/handlers")
+    assert (shared / "order").read_text().split() == ["pre-start", "app", "post-stop"]
+
+
+def test_rootfs_changes_stay_in_the_pod_and_readonly_rootfs(rocket: Rocket) -> None:
+    rocket.sh("echo changed > /bin/added")
+    assert "changed" not in rocket.sh("cat /bin/added 2>&1; true").stdout  # a new pod starts from the image
+    out = rocket(
+        "run", "example.com/busybox", "--readonly-rootfs", "--exec", "/bin/sh", "--", "-c", "touch /x || echo RO"
+    )
+    assert "RO" in out.stdout
+
+
+# -- isolators ---------------------------------------------------------------------------------------
+
+
+def test_memory_limit_kills_an_allocation_over_it(rocket: Rocket) -> None:
+    big = rocket(
+        "run",
+        "example.com/busybox",
+        "--memory=32M",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "head -c 100m /dev/zero | tail",
+        check=False,
+    )
+    assert big.returncode != 0
+    small = rocket(
+        "run",
+        "example.com/busybox",
+        "--memory=32M",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "head -c 4m /dev/zero | tail | true",
+    )
+    assert small.returncode == 0
+
+
+def test_capabilities_and_seccomp(rocket: Rocket) -> None:
+    out = rocket.sh("grep -E 'CapBnd|Seccomp:' /proc/self/status").stdout
+    assert f"CapBnd:\t{DEFAULT_CAPBND}" in out and "Seccomp:\t2" in out
+    removed = rocket(
+        "run",
+        "example.com/busybox",
+        "--caps-remove=CAP_CHOWN",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "grep CapBnd /proc/self/status",
+    ).stdout
+    assert int(removed.split()[-1], 16) == int(DEFAULT_CAPBND, 16) & ~1
+
+
+# -- escapes -----------------------------------------------------------------------------------------
+
+
+ESCAPES = {
+    "proc-1-exe-writable": "echo x > /proc/1/exe",
+    "proc-1-root-listable": "ls /proc/1/root/",
+    "mount": "mount -t tmpfs none /tmp",
+    "sysrq": "echo h > /proc/sysrq-trigger && grep -q . /proc/sysrq-trigger",
+    "kcore": "head -c 1 /proc/kcore | grep -q .",
+}
+
+
+@pytest.mark.parametrize("attempt", sorted(ESCAPES))
+def test_escape_attempts_fail(rocket: Rocket, attempt: str) -> None:
+    result = rocket.sh(ESCAPES[attempt], check=False)
+    assert result.returncode != 0, (attempt, result.stdout, result.stderr)
+
+
+def test_host_processes_are_invisible(rocket: Rocket) -> None:
+    pids = [line.split()[0] for line in rocket.sh("ps -o pid").stdout.splitlines()[1:]]
+    assert len(pids) <= 4 and "1" in pids
+
+
+# -- enter and metadata ------------------------------------------------------------------------------
+
+
+def test_enter_gets_the_apps_restrictions(rocket: Rocket) -> None:
+    uuid = detach(rocket, "example.com/busybox", "--caps-remove=CAP_CHOWN", "--exec", "/bin/sleep", "--", "600")
+    try:
+        app = rocket(
+            "enter",
+            uuid,
+            "/bin/sh",
+            "-c",
+            "grep -E 'CapBnd|Seccomp:' /proc/1/status /proc/self/status; cat /proc/self/cgroup",
+        ).stdout
+        assert app.count("Seccomp:\t2") == 1  # /proc/1 is the pod's init: only the entered shell shows
+        bounding = [line.split()[-1] for line in app.splitlines() if "self/status:CapBnd" in line]
+        assert bounding == [format(int(DEFAULT_CAPBND, 16) & ~1, "016x")]
+        assert all(line.endswith(":/") for line in app.splitlines() if line[:1].isdigit())  # cgroup namespace root
+    finally:
+        rocket("stop", uuid)
+
+
+def metadata_script(path: str, token_override: Optional[str] = None) -> str:
+    url = "$AC_METADATA_URL" if token_override is None else f"http://127.0.0.1:2375/{token_override}"
+    return f'wget -q -S -O - --header "Metadata-Flavor: AppContainer" {url}/acMetadata/v1{path} 2>&1'
+
+
+def test_metadata_service_from_inside_and_another_pods_token(rocket: Rocket) -> None:
+    out = rocket.sh(metadata_script("/pod/uuid") + "; echo; " + metadata_script("/apps/busybox/image/manifest")).stdout
+    assert "text/plain; charset=us-ascii" in out and "application/json" in out
+    assert '"name": "example.com/busybox"' in out or '"name":"example.com/busybox"' in out
+    first = detach(rocket, "example.com/busybox", "--exec", "/bin/sleep", "--", "600")
+    try:
+        token = rocket("enter", first, "/bin/sh", "-c", "echo $AC_METADATA_URL").stdout.strip().rsplit("/", 1)[-1]
+        assert len(token) >= 22
+        refused = rocket.sh(metadata_script("/pod/uuid", token_override=token) + "; true").stdout
+        assert "401" in refused
+    finally:
+        rocket("stop", first)
+
+
+def list_uuids(rocket: Rocket) -> List[str]:
+    return [pod["uuid"] for pod in json.loads(rocket("list", "--format=json").stdout)]
