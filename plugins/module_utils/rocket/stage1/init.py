@@ -77,6 +77,7 @@ class PodInit:
         self.pod = pod
         self.stopping = False
         self.requested_stop = False
+        self.first_failure: Optional[str] = None
         self.running: Dict[int, AppRun] = {}
         self.results: Dict[str, Dict[str, object]] = {}
 
@@ -136,7 +137,7 @@ class PodInit:
         """Start every app (after its pre-start), wait for all, run post-stops; the pod's exit code."""
         self.stopping = False
         self.results = {}
-        self.first_failure: Optional[str] = None
+        self.first_failure = None
         for app in self.pod.apps:
             started = time.time()
             if app.pre_start is not None and self._run_to_end(app.pre_start, app.stdout) != 0:
