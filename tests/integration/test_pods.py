@@ -360,3 +360,93 @@ def test_metadata_service_from_inside_and_another_pods_token(rocket: Rocket) -> 
 
 def list_uuids(rocket: Rocket) -> List[str]:
     return [pod["uuid"] for pod in json.loads(rocket("list", "--format=json").stdout)]
+
+
+# -- flavors, restart, logs, export, interactive -----------------------------------------------------
+
+
+def test_fly_flavor_shares_the_hosts_namespaces(rocket: Rocket) -> None:
+    out = rocket(
+        "run",
+        "--flavor=fly",
+        "example.com/busybox",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "hostname; ls /proc | grep -c .; grep Seccomp: /proc/self/status",
+    ).stdout.split()
+    assert out[0] == os.uname().nodename
+    assert int(out[1]) > 20  # the host's processes are visible
+    assert out[-1] == "0"  # no seccomp filter by default
+
+
+def test_restart_on_failure_with_backoff(rocket: Rocket, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    script = "echo run >> /state/runs; [ $(grep -c run /state/runs) -ge 3 ]"
+    started = time.monotonic()
+    rocket(
+        "run", "--restart=on-failure", f"--volume=state,kind=host,source={state}",
+        "example.com/busybox", "--mount=volume=state,target=/state", "--exec", "/bin/sh", "--", "-c", script,
+    )  # fmt: skip
+    assert (state / "runs").read_text().split() == ["run", "run", "run"]
+    assert time.monotonic() - started >= 0.5 + 1.0  # two backoffs: 0.5 s, then 1 s
+
+
+def test_logs_and_status_wait(rocket: Rocket) -> None:
+    uuid = detach(
+        rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", "echo line1; sleep 0.5; echo line2; exit 7"
+    )
+    rocket("status", "--wait", uuid)
+    assert rocket.status(uuid)["exit_code"] == 7
+    assert rocket("logs", uuid).stdout.split() == ["line1", "line2"]
+
+
+def test_export_an_app_with_its_changes(rocket: Rocket, tmp_path: Path) -> None:
+    uuid_file = tmp_path / "uuid"
+    rocket.sh("echo new > /etc/added; rm /bin/cat", "--uuid-file-save", str(uuid_file))
+    exported = tmp_path / "exported.aci"
+    rocket("export", uuid_file.read_text().strip(), str(exported))
+    listing = subprocess.run(["tar", "-tzf", str(exported)], capture_output=True, text=True, check=True).stdout.split()
+    assert "rootfs/etc/added" in listing and "rootfs/bin/cat" not in listing and "rootfs/bin/sh" in listing
+    assert rocket("image", "validate", str(exported)).returncode == 0
+
+
+def test_interactive_app_gets_the_terminal(rocket: Rocket) -> None:
+    import pty
+
+    env = dict(os.environ, PYTHONPATH=str(ENGINE))
+    command = [
+        sys.executable,
+        "-m",
+        "rocket",
+        "--dir",
+        str(rocket.data),
+        "--insecure-options=image",
+        "run",
+        "--interactive",
+    ]
+    command += [
+        "example.com/busybox",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && echo TTY-OK; read x; exit $x",
+    ]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(command[0], command, env)
+    output = b""
+    deadline = time.monotonic() + 30
+    while b"TTY-OK" not in output and time.monotonic() < deadline:
+        try:
+            output += os.read(fd, 1024)
+        except OSError:
+            break
+    os.write(fd, b"5\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"TTY-OK" in output
+    assert os.waitstatus_to_exitcode(status) == 5

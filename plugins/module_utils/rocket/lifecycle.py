@@ -27,6 +27,7 @@ from .render import rendered_rootfs
 from .store import Store
 
 RESTART_POLICIES = ("no", "on-failure", "always")
+FLAVORS = ("ns", "fly")
 NET_MODES = ("none", "host", "default")
 DEFAULT_GC_GRACE = 30 * 60
 PREPARED_EXPIRY = 24 * 3600
@@ -37,6 +38,7 @@ class PodOptions:
     """Pod-level choices of `prepare`/`run` (the per-app ones are in the pod manifest)."""
 
     hostname: str = ""
+    flavor: str = "ns"
     restart: str = "no"
     net: str = "none"
     interactive: bool = False
@@ -47,6 +49,8 @@ class PodOptions:
     def check(self) -> None:
         if self.restart not in RESTART_POLICIES:
             raise UsageError(f"unknown restart policy {self.restart!r}", hint="use no, on-failure or always")
+        if self.flavor not in FLAVORS:
+            raise UsageError(f"unknown isolation flavor {self.flavor!r}", hint="use ns (the default) or fly")
         if self.net not in NET_MODES:
             raise UsageError(f"unknown network {self.net!r}", hint="this version offers --net=none and --net=host")
 
@@ -74,6 +78,7 @@ def prepare(store: Store, manifest: Dict[str, Any], options: PodOptions) -> Pod:
         runtime = {
             "created": time.time(),
             "hostname": options.hostname or f"rocket-{pod.uuid}",
+            "flavor": options.flavor,
             "restart": options.restart,
             "net": options.net,
             "interactive": options.interactive,
@@ -334,3 +339,34 @@ def _app_host_pid(cgroup: Any, app: str, ns_pid: Any) -> int:
     if candidates:
         return min(candidates)
     raise PodStateError(f"app {app} has no running process", hint="it may have exited; see 'rocket status'")
+
+
+def export_app(pod: Pod, *, app: Optional[str], output: Path, overwrite: bool = False) -> str:
+    """Write an app of a pod that is not running as an ACI: its image with the app's changes on top."""
+    import tempfile
+
+    from .build import build_image
+    from .treecopy import apply_overlay_upper, merge_tree
+
+    if pod.is_running():
+        raise PodStateError(f"pod {pod.uuid} is running", hint="stop it first: its files are still changing")
+    runtime = pod.runtime()
+    apps = sorted((runtime.get("apps") or {}).keys())
+    name = app or (apps[0] if len(apps) == 1 else None)
+    if name is None or name not in apps:
+        raise UsageError(f"say which app to export: --app with one of {', '.join(apps)}")
+    image_manifest = json.loads(pod.files.app_dir(name).joinpath("image-manifest").read_bytes())
+    pod_manifest = json.loads(pod.files.manifest.read_bytes())
+    entry = next(a for a in pod_manifest["apps"] if a["name"] == name)
+    if entry.get("app"):
+        image_manifest["app"] = entry["app"]  # the app as it ran, with the flags it was given
+    with tempfile.TemporaryDirectory(prefix="rocket-export-", dir=str(pod.path)) as scratch:
+        rootfs = os.path.join(scratch, "rootfs")
+        merge_tree(runtime["apps"][name]["lower"], rootfs, hardlink=False)
+        upper = pod.files.app_upper(name)
+        if upper.is_dir():
+            apply_overlay_upper(str(upper), rootfs)
+        atomic_write(os.path.join(scratch, "manifest"), json.dumps(image_manifest, indent=2).encode())
+        if output.exists() and not overwrite:
+            raise UsageError(f"{output} exists", hint="remove it or pass --overwrite")
+        return build_image(Path(scratch), output, compression="gzip", overwrite=overwrite).image_id

@@ -95,3 +95,35 @@ def _copy_meta(src: str, dst: str, info: os.stat_result, *, is_root: bool) -> No
         if exc.errno not in (errno.ENOTSUP, errno.EPERM):
             raise
     os.utime(dst, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
+
+
+OVERLAY_OPAQUE = "trusted.overlay.opaque"
+
+
+def apply_overlay_upper(upper: str, merged: str) -> None:
+    """Lay an overlayfs upper folder over a copy of its lower one, as overlayfs shows them together.
+
+    A character device 0:0 in the upper folder is a whiteout (the path was deleted); a folder marked
+    opaque hides everything below it in the lower layer.
+    """
+    for folder, dirs, files in os.walk(upper):
+        relative = os.path.relpath(folder, upper)
+        target_folder = os.path.normpath(os.path.join(merged, relative))
+        for name in dirs + files:
+            source = os.path.join(folder, name)
+            info = os.lstat(source)
+            target = os.path.join(target_folder, name)
+            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
+                if os.path.lexists(target):
+                    remove_tree(target)
+            elif stat.S_ISDIR(info.st_mode) and _is_opaque(source) and os.path.lexists(target):
+                remove_tree(target)
+    # Whiteouts are character devices, which merge_tree does not copy: only the real changes remain.
+    merge_tree(upper, merged, hardlink=False)
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OVERLAY_OPAQUE, follow_symlinks=False) == b"y"
+    except OSError:
+        return False

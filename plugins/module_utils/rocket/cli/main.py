@@ -31,6 +31,7 @@ from . import (
     image_verify,
     pod_cat_manifest,
     pod_enter,
+    pod_export,
     pod_gc,
     pod_list,
     pod_logs,
@@ -63,6 +64,7 @@ TOP_LEVEL_VERBS = (
     pod_cat_manifest,
     pod_logs,
     pod_enter,
+    pod_export,
     version,
     config,
 )

@@ -15,17 +15,18 @@ from .output import add_format_flag, print_json
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("status", help="show a pod's status")
     parser.add_argument("uuid", metavar="UUID")
-    parser.add_argument("--wait", nargs="?", const="forever", default=None, help="wait until the pod exits")
+    parser.add_argument("--wait", action="store_true", help="wait until the pod exits")
+    parser.add_argument("--timeout", default=None, help="with --wait: give up after this long (e.g. 30s)")
     add_format_flag(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     pod = Pod.find(ctx.data_dir, args.uuid)
-    if args.wait is not None:
+    if args.wait:
         from .units import parse_duration
 
-        limit = None if args.wait == "forever" else parse_duration(args.wait, flag="--wait")
+        limit = None if args.timeout is None else parse_duration(args.timeout, flag="--timeout")
         deadline = None if limit is None else time.monotonic() + limit
         while pod.display_state() in ("running", "prepared", "preparing", "embryo"):
             if deadline is not None and time.monotonic() > deadline:

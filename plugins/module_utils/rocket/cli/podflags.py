@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Tuple
 
 from ..errors import ManifestError, UsageError
 from ..fetch import Fetcher
-from ..lifecycle import NET_MODES, RESTART_POLICIES, PodOptions
+from ..lifecycle import FLAVORS, NET_MODES, RESTART_POLICIES, PodOptions
 from ..manifest import load_pod_manifest
 from ..podspec import AppRequest, build_pod_manifest, parse_app_section, volume_from_flag
 from .context import Context
@@ -19,6 +19,9 @@ def add_pod_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pod-manifest", help="run this pod manifest instead of images given here")
     parser.add_argument("--volume", action="append", default=[], help="NAME,kind=host,source=PATH[,readOnly=true]")
     parser.add_argument("--hostname", default="", help="the pod's hostname (default rocket-UUID)")
+    parser.add_argument(
+        "--flavor", choices=FLAVORS, default="ns", help="isolation: ns (namespaces, the default) or fly (chroot only)"
+    )
     parser.add_argument("--restart", choices=RESTART_POLICIES, default="no", help="restart policy (default no)")
     parser.add_argument("--net", choices=NET_MODES, default="none", help="network (default none: loopback only)")
     parser.add_argument("--uuid-file-save", help="write the pod's UUID to this file")
@@ -47,6 +50,7 @@ def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, An
     )
     options = PodOptions(
         hostname=args.hostname,
+        flavor=args.flavor,
         restart=args.restart,
         net=args.net,
         stop_timeout=args.stop_timeout,

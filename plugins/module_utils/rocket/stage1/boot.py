@@ -39,6 +39,13 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
         _warn(f"no cgroups for pod {uuid}: {exc.message}")
         cgroup = None
     plan = build_plan(files, uuid, metadata_url=metadata_url("127.0.0.1", METADATA_PORT, token), cgroup=cgroup)
+    if plan.flavor == "fly":
+        # In the host's network namespace a per-pod service on 127.0.0.1:2375 would clash and be reachable
+        # by every process of the host: fly pods get none.
+        for run in plan.run.apps:
+            for launch in (run.main, run.pre_start, run.post_stop):
+                if launch is not None:
+                    launch.env.pop("AC_METADATA_URL", None)
     if cgroup is not None:
         for app, limits in plan.app_limits.items():
             for key, setter in (
@@ -53,15 +60,19 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
                         plan.warnings.append(f"app {app}: {exc.message}")
     for warning in plan.warnings:
         _warn(warning)
-    service = MetadataService(
-        pod_uuid=uuid,
-        token=token,
-        pod_manifest=plan.manifest_bytes,
-        apps={
-            name: AppMetadata(image_manifest=plan.image_manifests[name], image_id=plan.image_ids[name])
-            for name in plan.image_manifests
-        },
-        hmac_key=load_hmac_key(data_dir / "metadata" / "hmac.key"),
+    service = (
+        None
+        if plan.flavor == "fly"
+        else MetadataService(
+            pod_uuid=uuid,
+            token=token,
+            pod_manifest=plan.manifest_bytes,
+            apps={
+                name: AppMetadata(image_manifest=plan.image_manifests[name], image_id=plan.image_ids[name])
+                for name in plan.image_manifests
+            },
+            hmac_key=load_hmac_key(data_dir / "metadata" / "hmac.key"),
+        )
     )
     try:
         code = supervise(
@@ -74,6 +85,8 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
             metadata=service,
             ready_fd=ready_fd,
             sysctls=plan.sysctls,
+            flavor=plan.flavor,
+            interactive=plan.interactive,
         )
     finally:
         if cgroup is not None:

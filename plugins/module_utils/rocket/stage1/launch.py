@@ -36,6 +36,7 @@ class Restrictions:
     seccomp: Optional[bytes] = None  # a compiled filter, or None for none
     cgroup_procs: List[str] = field(default_factory=list)  # cgroup.procs files to join
     oom_score_adj: Optional[int] = None
+    cgroup_namespace: bool = True  # fly pods keep the host's view of cgroups
 
 
 @dataclass
@@ -103,7 +104,8 @@ def exec_app(launch: Launch, *, enter: bool = True) -> NoReturn:
         join_cgroups(launch.restrictions.cgroup_procs)
         if enter:
             enter_root(launch.root)
-            linux.unshare(linux.CLONE_NEWCGROUP)
+            if launch.restrictions.cgroup_namespace:
+                linux.unshare(linux.CLONE_NEWCGROUP)
         confine(launch.restrictions, launch.identity)
         os.chdir(launch.workdir or "/")
         program = find_program(launch.argv[0], launch.env)

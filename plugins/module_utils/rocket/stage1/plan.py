@@ -2,8 +2,8 @@
 
 stage0 (`rocket prepare`) writes, in the pod folder:
     pod                      the reified pod manifest
-    runtime.json             {created, hostname, restart, net, interactive, stop_timeout, apps: {NAME: {image_id,
-                             image_name, lower}}, seccomp: {NAME: CLI spec}, caps_retain/caps_remove: {NAME: [...]}}
+    runtime.json             {created, hostname, flavor, restart, net, interactive, stop_timeout,
+                             apps: {NAME: {image_id, image_name, lower}}, seccomp: {NAME: CLI spec}}
     apps/NAME/image-manifest the image manifest of each app
 stage1 (this module) reads only those, so a pod runs the same way from any engine copy.
 """
@@ -49,6 +49,7 @@ class PodPlan:
     hostname: str
     private_network: bool
     interactive: bool
+    flavor: str = "ns"
     sysctls: Dict[str, str] = field(default_factory=dict)
     app_limits: Dict[str, Dict[str, int]] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
@@ -126,7 +127,7 @@ def _launch(
 
 def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = None) -> PodPlan:
     """Read a prepared pod folder into the plans of its apps; PodStateError if something is missing."""
-    from .caps import resolve_capabilities
+    from .caps import current_bounding_set, resolve_capabilities
     from .seccomp import compile_plan, resolve_seccomp
 
     try:
@@ -141,8 +142,12 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
         hostname=runtime.get("hostname") or f"rocket-{uuid}",
         private_network=runtime.get("net", "none") != "host",
         interactive=bool(runtime.get("interactive")),
+        flavor=runtime.get("flavor", "ns"),
         manifest_bytes=manifest_bytes,
     )
+    fly = plan.flavor == "fly"
+    if fly:
+        plan.private_network = False
     pod_isolators = _isolator_map(manifest.get("isolators"))
     plan.sysctls = dict(pod_isolators.get(iso.UNIX_SYSCTL) or {})
     for name in pod_isolators:
@@ -169,11 +174,19 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
                 plan.warnings.append(f"app {name}: isolator {isolator} is not enforced")
         capabilities = resolve_capabilities(app.get("isolators") or [])
         seccomp = resolve_seccomp(app.get("isolators") or [], cli=(runtime.get("seccomp") or {}).get(name))
+        if fly:
+            # rkt's fly: host-level tools with the host's privileges, unless the manifest restricts them.
+            explicit = {i.get("name") for i in app.get("isolators") or []}
+            if not explicit & {iso.CAPS_RETAIN, iso.CAPS_REMOVE}:
+                capabilities = current_bounding_set()  # everything this host lets root have
+            if not explicit & {iso.SECCOMP_RETAIN, iso.SECCOMP_REMOVE} and not (runtime.get("seccomp") or {}).get(name):
+                seccomp = None
         restrictions = Restrictions(
             capabilities=capabilities,
             no_new_privs=bool(isolators.get(iso.NO_NEW_PRIVILEGES)),
             seccomp=compile_plan(seccomp) if seccomp is not None else None,
             oom_score_adj=isolators.get(iso.OOM_SCORE_ADJ),
+            cgroup_namespace=not fly,
         )
         limits: Dict[str, int] = {}
         memory = isolators.get(iso.RESOURCE_MEMORY) or {}
@@ -202,6 +215,7 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
             read_only=bool(entry.get("readOnlyRootFS")),
             volumes=_volumes(files, manifest, entry, app),
             console=os.ttyname(0) if plan.interactive and os.isatty(0) else None,
+            host_view=fly,
         )
 
         launch = functools.partial(

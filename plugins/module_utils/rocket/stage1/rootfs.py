@@ -59,6 +59,7 @@ class RootPlan:
     read_only: bool = False
     volumes: List[VolumeMount] = field(default_factory=list)
     console: Optional[str] = None  # a tty to bind at /dev/console (interactive pods)
+    host_view: bool = False  # fly: the host's own /proc, /sys and /dev, for host-level tools
 
 
 def _escape_overlay(path: str) -> str:
@@ -174,9 +175,13 @@ def mount_volume(root: str, volume: VolumeMount) -> None:
 def build_root(plan: RootPlan) -> str:
     """Everything an app's root needs, in order; returns how the root was made ('overlay' or 'copy')."""
     how = mount_overlay(plan)
-    mount_proc(plan.root)
-    mount_sys(plan.root)
-    mount_dev(plan.root, console=plan.console)
+    if plan.host_view:
+        for path in ("/proc", "/sys", "/dev"):
+            linux.mount(path, inside(plan.root, path, folder=True), None, linux.MS_BIND | linux.MS_REC, None)
+    else:
+        mount_proc(plan.root)
+        mount_sys(plan.root)
+        mount_dev(plan.root, console=plan.console)
     for volume in plan.volumes:
         mount_volume(plan.root, volume)
     inside(plan.root, "/tmp", folder=True)

@@ -144,28 +144,42 @@ def supervise(
     metadata: Optional[object],
     ready_fd: Optional[int],
     sysctls: Optional[Dict[str, str]] = None,
+    flavor: str = "ns",
+    interactive: bool = False,
 ) -> int:
-    """Run the pod to its end; returns the pod's exit code."""
+    """Run the pod to its end; returns the pod's exit code.
+
+    flavor "ns" gives the pod its own mount, UTS, IPC, PID (and network) namespaces; "fly" only a mount
+    namespace for the app roots, everything else shared with the host (rkt's stage1-fly).
+    """
     write_json(files.supervisor, {"pid": os.getpid(), "start_time": process_start_time(os.getpid())})
     pipes: Dict[str, int] = {}
     for app in pod.apps:
+        if interactive:
+            app.stdout = 1  # the app gets this terminal itself; nothing is logged
+            continue
         read_end, write_end = os.pipe()
         pipes[app.name] = read_end
         app.stdout = write_end
 
-    flags = 0
-    for name in POD_NAMESPACES:
-        flags |= getattr(linux, name)
-    if private_network:
+    fly = flavor == "fly"
+    flags = linux.CLONE_NEWNS
+    if not fly:
+        for name in POD_NAMESPACES:
+            flags |= getattr(linux, name)
+    if private_network and not fly:
         flags |= linux.CLONE_NEWNET
     linux.unshare(flags)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
-    linux.sethostname(hostname)
+    if not fly:
+        linux.sethostname(hostname)
+    else:
+        linux.set_child_subreaper()  # init is not PID 1 here, but must still reap the apps' orphans
     listener: Optional[socket.socket] = None
     if private_network:
         bring_up_loopback()
     apply_sysctls(sysctls or {}, private_network=private_network)
-    if metadata is not None:
+    if metadata is not None and not fly:
         # Listening before the apps start: early requests wait in the backlog until the thread serves.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -182,7 +196,8 @@ def supervise(
 
     if metadata is not None and listener is not None:
         metadata.serve(listener)  # type: ignore[attr-defined]
-    linux.unshare(linux.CLONE_NEWPID)
+    if not fly:
+        linux.unshare(linux.CLONE_NEWPID)
     init_pid = os.fork()
     if init_pid == 0:
         try:
@@ -200,7 +215,8 @@ def supervise(
         os._exit(code)
 
     for app in pod.apps:
-        os.close(app.stdout)
+        if app.stdout != 1:
+            os.close(app.stdout)
     started = time.time()
     write_json(files.status, {"state": "running", "started": started, "init_pid": init_pid})
     if ready_fd is not None:
