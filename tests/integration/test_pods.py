@@ -450,3 +450,37 @@ def test_interactive_app_gets_the_terminal(rocket: Rocket) -> None:
     os.close(fd)
     assert b"TTY-OK" in output
     assert os.waitstatus_to_exitcode(status) == 5
+
+
+def test_volume_target_through_an_image_symlink_stays_in_the_root(rocket: Rocket, tmp_path: Path) -> None:
+    # An image whose /data is a symlink to /etc and /up one to ../../..: mounts must land inside the root.
+    source = tmp_path / "evil"
+    (source / "rootfs" / "bin").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, source / "rootfs" / "bin" / "busybox")
+    os.symlink("busybox", source / "rootfs" / "bin" / "sh")
+    os.symlink("/etc", source / "rootfs" / "data")
+    os.symlink("../../../../../../../../tmp", source / "rootfs" / "up")
+    (source / "manifest").write_text(json.dumps(image_manifest("example.com/evil")))
+    build_image(source, tmp_path / "evil.aci")
+    rocket("fetch", str(tmp_path / "evil.aci"))
+    host = tmp_path / "host"
+    host.mkdir()
+    marker = f"rocket-escape-{os.getpid()}"
+    rocket(
+        "run", f"--volume=v,kind=host,source={host}",
+        "example.com/evil", f"--mount=volume=v,target=/data/{marker}", "--exec", "/bin/sh", "--", "-c",
+        f"echo inside > /data/{marker}/file",
+    )  # fmt: skip
+    assert not os.path.exists(f"/etc/{marker}") and (host / "file").read_text() == "inside\n"
+    rocket(
+        "run",
+        "--volume=w,kind=empty",
+        "example.com/evil",
+        f"--mount=volume=w,target=/up/{marker}",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "true",
+    )
+    assert not os.path.exists(f"/tmp/{marker}")
