@@ -43,6 +43,8 @@ from urllib.parse import unquote_to_bytes
 from .errors import RocketError
 from .fileio import atomic_write
 from .locks import FileLock
+from .metadata_token import metadata_url as metadata_url
+from .metadata_token import new_token as new_token
 from .names import AC_NAME_RE
 
 FLAVOR_HEADER = "Metadata-Flavor"
@@ -68,17 +70,6 @@ class AppMetadata:
 
 
 # --- Token, URL and the host key ---------------------------------------------------------------------
-
-
-def new_token() -> str:
-    """A fresh URL-safe token of 256 random bits for one pod's metadata URL."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
-
-
-def metadata_url(host: str, port: int, token: str) -> str:
-    """The value of AC_METADATA_URL: `http://127.0.0.1:2375/<token>`."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/{token}"
 
 
 def _read_key(path: Path) -> Optional[bytes]:

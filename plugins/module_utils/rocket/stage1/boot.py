@@ -25,7 +25,7 @@ def _warn(message: str) -> None:
 def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], foreground: bool) -> int:
     """Set up and supervise the pod in `pod_path` (already in run/ and locked through `lock_fd`)."""
     from ..cgroups import PodCgroup, detect
-    from ..metadata import AppMetadata, MetadataService, load_hmac_key, metadata_url, new_token
+    from ..metadata_token import metadata_url, new_token
 
     files = PodFiles(pod_path)
     uuid = pod_path.name
@@ -60,10 +60,12 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
                         plan.warnings.append(f"app {app}: {exc.message}")
     for warning in plan.warnings:
         _warn(warning)
-    service = (
-        None
-        if plan.flavor == "fly"
-        else MetadataService(
+
+    def start_metadata_service() -> object:
+        # Imported once the apps are starting: http.server alone costs ~30 ms of every pod start.
+        from ..metadata import AppMetadata, MetadataService, load_hmac_key
+
+        return MetadataService(
             pod_uuid=uuid,
             token=token,
             pod_manifest=plan.manifest_bytes,
@@ -73,7 +75,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
             },
             hmac_key=load_hmac_key(data_dir / "metadata" / "hmac.key"),
         )
-    )
+
     try:
         code = supervise(
             plan.run,
@@ -82,7 +84,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
             private_network=plan.private_network,
             lock_fd=lock_fd,
             foreground=foreground,
-            metadata=service,
+            metadata=None if plan.flavor == "fly" else start_metadata_service,
             ready_fd=ready_fd,
             sysctls=plan.sysctls,
             flavor=plan.flavor,

@@ -16,9 +16,10 @@ import selectors
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..fileio import atomic_write
 from ..pod import PodFiles
@@ -141,7 +142,7 @@ def supervise(
     private_network: bool,
     lock_fd: int,
     foreground: bool,
-    metadata: Optional[object],
+    metadata: Optional[Callable[[], Any]],
     ready_fd: Optional[int],
     sysctls: Optional[Dict[str, str]] = None,
     flavor: str = "ns",
@@ -179,7 +180,7 @@ def supervise(
     if private_network:
         bring_up_loopback()
     apply_sysctls(sysctls or {}, private_network=private_network)
-    if metadata is not None and not fly:
+    if metadata is not None:
         # Listening before the apps start: early requests wait in the backlog until the thread serves.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -194,8 +195,20 @@ def supervise(
     signal.signal(signal.SIGINT, lambda signum, _frame: requested.append(signum))
     signal.signal(signal.SIGCHLD, lambda *_: None)
 
+    # The service (and its ~30 ms of imports) starts in a thread made before the PID namespace is
+    # unshared: once it is, this thread can no longer start threads, but that one still can.
+    services: List[Any] = []
+    loader: Optional[threading.Thread] = None
     if metadata is not None and listener is not None:
-        metadata.serve(listener)  # type: ignore[attr-defined]
+        bound = listener
+
+        def start_service() -> None:
+            service = metadata()
+            service.serve(bound)
+            services.append(service)
+
+        loader = threading.Thread(target=start_service, name="rocket-metadata-start", daemon=True)
+        loader.start()
     if not fly:
         linux.unshare(linux.CLONE_NEWPID)
     init_pid = os.fork()
@@ -239,6 +252,10 @@ def supervise(
         if done == init_pid:
             status = raw
     relay.drain()
+    if loader is not None:
+        loader.join()
+    for service in services:
+        service.shutdown()
     code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
     code = code if code >= 0 else 128 - code
     write_json(files.status, {"state": "exited", "started": started, "finished": time.time(), "exit_code": code})
