@@ -175,6 +175,8 @@ def test_fetch_by_name_url_and_file(site: Site) -> None:
     url = f"https://{site.host}/images/{site.host}/app-1.0.0-linux-amd64.aci"
     assert site.rocket("fetch", "--full", "--pull-policy=update", url).stdout.strip() == by_name
     assert site.rocket("fetch", "--full", str(published)).stdout.strip() == by_name
+    # A verified image may be prepared without any insecure option; one fetched unverified may not.
+    assert site.rocket("prepare", site.name() + ":1.0.0", "--exec", "/etc/version").returncode == 0
     verified = [e for e in site.audit() if e["event"] == "verified"]
     assert verified and all(e["fingerprint"] == site.keys["publisher"] for e in verified)
     assert verified[0]["scope"] == site.name() and verified[0]["image"] == by_name

@@ -47,7 +47,7 @@ from archives import (
     symlink,
 )
 from rocket.errors import ImageError, ManifestError
-from rocket.extract import ImportLimits
+from rocket.limits import ImportLimits
 from rocket.store import Store
 
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"

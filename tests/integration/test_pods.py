@@ -484,3 +484,23 @@ def test_volume_target_through_an_image_symlink_stays_in_the_root(rocket: Rocket
         "true",
     )
     assert not os.path.exists(f"/tmp/{marker}")
+
+
+def test_an_image_fetched_unverified_runs_only_with_the_flag_again(rocket: Rocket) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ENGINE))
+    command = [
+        sys.executable,
+        "-m",
+        "rocket",
+        "--dir",
+        str(rocket.data),
+        "run",
+        "example.com/busybox",
+        "--exec",
+        "/bin/true",
+    ]
+    refused = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert (
+        refused.returncode == 254 and "not verified" in refused.stderr and "--insecure-options=image" in refused.stderr
+    )
+    assert rocket("run", "example.com/busybox", "--exec", "/bin/true").returncode == 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Dict, List, Set, Tuple
 
 from .errors import ImageError, StoreError
+from .limits import ImportLimits
 from .skeleton import CHECK_MODE, CHECK_MTIME, CHECK_OWNER, SkeletonWriter
 from .tarstream import (
     BLOCKDEV,
@@ -40,18 +41,8 @@ from .tarstream import (
 )
 
 MAX_MANIFEST_SIZE = 1 << 20
-DEFAULT_MAX_SIZE = 64 << 30
-DEFAULT_MAX_ENTRIES = 1_000_000
 MAX_COMPONENT = 255
 KEPT_XATTR_PREFIXES = ("user.", "security.capability")
-
-
-@dataclass(frozen=True)
-class ImportLimits:
-    """Bounds on what one archive may hold once uncompressed (decompression bombs)."""
-
-    max_size: int = DEFAULT_MAX_SIZE
-    max_entries: int = DEFAULT_MAX_ENTRIES
 
 
 @dataclass

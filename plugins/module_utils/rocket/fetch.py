@@ -26,10 +26,11 @@ from .audit import AuditLog
 from .compression import open_tar_stream
 from .decrypt import Decryptor, is_encrypted
 from .errors import FetchError, ImageError, NotFoundError, RocketError, TrustError, UsageError
-from .extract import ImportLimits, peek_manifest
+from .extract import peek_manifest
 from .fileio import atomic_write
 from .index import ImageRecord
 from .keystore import Keystore
+from .limits import ImportLimits
 from .locks import FileLock
 from .manifest import image_labels, load_image_manifest
 from .names import is_full_image_id, parse_image_reference
@@ -368,6 +369,14 @@ class Fetcher:
         else:
             result = self.store.import_archive(path, where=source, accept=accept, limits=limits)
         record = result.record
+        if decision.how == "signature":
+            trust = f"signature:{decision.fingerprint}"
+        elif decision.how == "insecure-policy":
+            trust = f"policy:{decision.scope or 'default'}"
+        else:
+            trust = "insecure"
+        if not (result.already_present and record.trust.startswith(("signature:", "policy:"))):
+            self.store.index.set_trust(record.id, trust)  # a verified import is not downgraded by a later one
         if decision.how == "signature" and decision.signature is not None:
             key_scope = decision.signature.key.scope
             self.audit.record(

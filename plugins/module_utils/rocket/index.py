@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS images (
     labels      TEXT NOT NULL,
     import_time REAL NOT NULL,
     last_used   REAL NOT NULL,
-    size        INTEGER NOT NULL
+    size        INTEGER NOT NULL,
+    trust       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS images_by_name ON images (name);
 """
@@ -40,6 +41,7 @@ class ImageRecord:
     import_time: float
     last_used: float
     size: int
+    trust: str = ""  # how the image was accepted: "signature:<fingerprint>", "policy:<scope>" or "insecure"
 
     @property
     def version(self) -> str:
@@ -53,6 +55,7 @@ class ImageRecord:
             "import_time": self.import_time,
             "last_used": self.last_used,
             "size": self.size,
+            "trust": self.trust,
         }
 
 
@@ -64,6 +67,7 @@ def _record(row: sqlite3.Row) -> ImageRecord:
         import_time=row["import_time"],
         last_used=row["last_used"],
         size=row["size"],
+        trust=row["trust"],
     )
 
 
@@ -81,6 +85,9 @@ class ImageIndex:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(images)")}
+                if "trust" not in columns:  # an index made before trust was recorded
+                    self._db.execute("ALTER TABLE images ADD COLUMN trust TEXT NOT NULL DEFAULT ''")
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open the image index {path}: {exc}",
@@ -105,6 +112,10 @@ class ImageIndex:
             (image_id, name, json.dumps(labels, sort_keys=True), now, now, size),
         )
         return self._db.total_changes > before
+
+    def set_trust(self, image_id: str, trust: str) -> None:
+        """Record how an image was accepted (checked again before it runs)."""
+        self._query("UPDATE images SET trust = ? WHERE id = ?", (trust, image_id))
 
     def remove(self, image_id: str) -> None:
         self._query("DELETE FROM images WHERE id = ?", (image_id,))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .audit import AuditLog
-from .errors import PodStateError, UsageError
+from .errors import PodStateError, TrustError, UsageError
 from .fileio import atomic_write
 from .pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
 from .render import rendered_rootfs
@@ -55,9 +55,26 @@ class PodOptions:
             raise UsageError(f"unknown network {self.net!r}", hint="this version offers --net=none and --net=host")
 
 
-def prepare(store: Store, manifest: Dict[str, Any], options: PodOptions) -> Pod:
-    """Make a prepared pod from a reified pod manifest whose images are all in the store."""
+def check_runnable(store: Store, image_id: str, *, insecure_image: bool) -> None:
+    """An image runs only if trust accepted it, unless the operator says --insecure-options=image now."""
+    record = store.index.get(image_id)
+    if record is None:
+        raise PodStateError(f"image {image_id[:19]} is not in the store", hint="fetch it first")
+    if insecure_image or record.trust.startswith(("signature:", "policy:")):
+        return
+    raise TrustError(
+        f"image {record.name} ({image_id[:19]}) was not verified when it was fetched",
+        hint="fetch it with its signature, or run it with --insecure-options=image",
+        reason="unverified",
+        image=image_id,
+    )
+
+
+def prepare(store: Store, manifest: Dict[str, Any], options: PodOptions, *, insecure_image: bool = False) -> Pod:
+    """Make a prepared pod from a reified pod manifest whose images are all in the store and trusted."""
     options.check()
+    for entry in manifest["apps"]:
+        check_runnable(store, entry["image"]["id"], insecure_image=insecure_image)
     data_dir = store.paths.root
     pod = Pod.create(data_dir)
     try:

@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .compression import open_tar_stream
 from .errors import ImageError, NotFoundError, StoreError, UsageError
-from .extract import ImportLimits, extract_archive
 from .fileio import fsync_dir, remove_tree, syncfs
 from .index import ImageIndex, ImageRecord
+from .limits import ImportLimits
 from .locks import FileLock
 from .paths import StorePaths
-from .skeleton import replay
 
 MIN_ID_PREFIX = 4
 
@@ -158,6 +156,8 @@ class Store:
         `accept(image_id, manifest)` runs after extraction and before the image becomes visible: if it
         raises, the store is left exactly as it was (how fetch enforces names, labels and rollback).
         """
+        from .compression import open_tar_stream
+        from .extract import extract_archive
         from .manifest import image_labels, load_image_manifest
 
         if isinstance(source, (str, os.PathLike)):
@@ -318,6 +318,8 @@ class Store:
 
     def export(self, image_id: str, out: Optional[BinaryIO]) -> str:
         """Write the image's archive, byte for byte as imported; fails if the stored tree changed."""
+        from .skeleton import replay
+
         produced = replay(self.paths.image_dir(image_id), out)
         if produced != image_id:
             raise StoreError(

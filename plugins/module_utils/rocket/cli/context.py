@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import FrozenSet, Optional
 
 from ..errors import UsageError
-from ..extract import ImportLimits
+from ..limits import ImportLimits
 from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG
 from ..store import Store
 

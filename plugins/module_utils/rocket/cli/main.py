@@ -7,103 +7,61 @@ on the next line, the whole chain only with --debug); 2 bad command-line syntax 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import RocketError
-from ..extract import ImportLimits
+from ..limits import ImportLimits
 from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG
-from . import (
-    config,
-    fetch,
-    image_audit,
-    image_build,
-    image_cat_manifest,
-    image_export,
-    image_extract,
-    image_gc,
-    image_list,
-    image_rm,
-    image_validate,
-    image_verify,
-    pod_cat_manifest,
-    pod_enter,
-    pod_export,
-    pod_gc,
-    pod_list,
-    pod_logs,
-    pod_prepare,
-    pod_rm,
-    pod_run,
-    pod_run_prepared,
-    pod_status,
-    pod_stop,
-    trust,
-    version,
-)
 from .context import Context, env_path, parse_insecure_options
 from .units import parse_size
 
 EXIT_ENGINE_ERROR = 254
 EXIT_INTERRUPTED = 130
 
-TOP_LEVEL_VERBS = (
-    fetch,
-    trust,
-    pod_prepare,
-    pod_run,
-    pod_run_prepared,
-    pod_list,
-    pod_status,
-    pod_stop,
-    pod_rm,
-    pod_gc,
-    pod_cat_manifest,
-    pod_logs,
-    pod_enter,
-    pod_export,
-    version,
-    config,
-)
-VERB_NAMES = frozenset(
-    {
-        "fetch",
-        "trust",
-        "prepare",
-        "run",
-        "run-prepared",
-        "list",
-        "status",
-        "stop",
-        "rm",
-        "gc",
-        "cat-manifest",
-        "logs",
-        "enter",
-        "export",
-        "version",
-        "config",
-        "image",
-    }
-)
-IMAGE_VERB_NAMES = frozenset(
-    {"list", "rm", "gc", "export", "extract", "render", "cat-manifest", "verify", "build", "validate", "audit"}
-)
-IMAGE_VERBS = (
-    image_list,
-    image_rm,
-    image_gc,
-    image_export,
-    image_extract,
-    image_cat_manifest,
-    image_verify,
-    image_build,
-    image_validate,
-    image_audit,
-)
+# Verb name -> the module that defines it (one file per verb); a command imports only its own.
+TOP_LEVEL_VERBS = {
+    "fetch": "fetch",
+    "trust": "trust",
+    "prepare": "pod_prepare",
+    "run": "pod_run",
+    "run-prepared": "pod_run_prepared",
+    "list": "pod_list",
+    "status": "pod_status",
+    "stop": "pod_stop",
+    "rm": "pod_rm",
+    "gc": "pod_gc",
+    "cat-manifest": "pod_cat_manifest",
+    "logs": "pod_logs",
+    "enter": "pod_enter",
+    "export": "pod_export",
+    "version": "version",
+    "config": "config",
+}
+IMAGE_VERBS = {
+    "list": "image_list",
+    "rm": "image_rm",
+    "gc": "image_gc",
+    "export": "image_export",
+    "extract": "image_extract",
+    "render": "image_extract",
+    "cat-manifest": "image_cat_manifest",
+    "verify": "image_verify",
+    "build": "image_build",
+    "validate": "image_validate",
+    "audit": "image_audit",
+}
+
+
+def _register(table: Dict[str, str], subparsers: Any, wanted: Optional[str]) -> None:
+    """Register the verbs of `table` in their listed order; only `wanted`'s module is imported if given."""
+    modules = [table[wanted]] if wanted is not None else list(dict.fromkeys(table.values()))
+    for name in modules:
+        importlib.import_module(f"{__package__}.{name}").register(_OnlyVerbs(subparsers, wanted))
 
 
 def _add_global_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -180,15 +138,14 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rocket", description="rocket: an App Container runtime")
     _add_global_flags(parser, top=True)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
-    wanted = verb if verb is not None and verb in VERB_NAMES else None
-    for module in TOP_LEVEL_VERBS:
-        module.register(_OnlyVerbs(verbs, wanted))
+    wanted = verb if verb is not None and (verb in TOP_LEVEL_VERBS or verb == "image") else None
+    if wanted != "image":
+        _register(TOP_LEVEL_VERBS, verbs, wanted)
     if wanted in (None, "image"):
         image = verbs.add_parser("image", help="operate on images in the store")
         image_verbs = image.add_subparsers(dest="image_verb", metavar="SUBCOMMAND", required=True)
-        subverb = words[1] if wanted == "image" and len(words) > 1 and words[1] in IMAGE_VERB_NAMES else None
-        for module in IMAGE_VERBS:
-            module.register(_OnlyVerbs(image_verbs, subverb))
+        subverb = words[1] if wanted == "image" and len(words) > 1 and words[1] in IMAGE_VERBS else None
+        _register(IMAGE_VERBS, image_verbs, subverb)
     for leaf in _leaf_parsers(parser):
         _add_global_flags(leaf, top=False)
     return parser

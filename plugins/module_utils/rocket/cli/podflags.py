@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from ..errors import ManifestError, UsageError
-from ..fetch import Fetcher
+from ..errors import ManifestError, NotFoundError, UsageError
 from ..lifecycle import FLAVORS, NET_MODES, RESTART_POLICIES, PodOptions
 from ..manifest import load_pod_manifest
 from ..podspec import AppRequest, build_pod_manifest, parse_app_section, volume_from_flag
@@ -41,13 +40,29 @@ def _seccomp_flags(requests: List[AppRequest], manifest: Dict[str, Any]) -> Dict
 def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, Any], PodOptions]:
     """Fetch (trust applies) and resolve every image, and make the reified pod manifest and options."""
     store = ctx.store()
-    fetcher = Fetcher(
-        store,
-        local_config=ctx.local_config,
-        system_config=ctx.system_config,
-        insecure=ctx.insecure,
-        pull_policy=args.pull_policy,
-    )
+    fetchers: List[Any] = []
+
+    def find(reference: str) -> str:
+        """The image ID for a reference: from the store when the pull policy allows, else fetched."""
+        if args.pull_policy != "update" and not reference.startswith(("/", "./", "https://", "http://", "file://")):
+            try:
+                return store.resolve(reference).id
+            except (NotFoundError, UsageError):
+                pass
+        if not fetchers:
+            from ..fetch import Fetcher  # the trust and network stack, only when something is fetched
+
+            fetchers.append(
+                Fetcher(
+                    store,
+                    local_config=ctx.local_config,
+                    system_config=ctx.system_config,
+                    insecure=ctx.insecure,
+                    pull_policy=args.pull_policy,
+                )
+            )
+        return str(fetchers[0].fetch(reference).record.id)
+
     options = PodOptions(
         hostname=args.hostname,
         flavor=args.flavor,
@@ -68,7 +83,7 @@ def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, An
             image = app["image"]
             if not image.get("id"):
                 labels = "".join(f",{item['name']}={item['value']}" for item in image.get("labels") or [])
-                image["id"] = fetcher.fetch(image["name"] + labels).record.id
+                image["id"] = find(image["name"] + labels)
             else:
                 store.resolve(image["id"])
         try:
@@ -79,7 +94,9 @@ def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, An
     requests = parse_app_section(args.apps)
     resolved = []
     for request in requests:
-        record = fetcher.fetch(request.image).record
+        record = store.index.get(find(request.image))
+        if record is None:
+            raise AssertionError(f"bug: image {request.image} vanished right after it was found")
         resolved.append(
             {"id": record.id, "name": record.name, "labels": record.labels, "manifest": store.manifest(record.id)}
         )
