@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The engine demo: build an image from Debian's busybox-static, import it into a store and render it.
+# The engine demo: build an image from Debian's busybox-static, import it into a store, render it and
+# run it in pods.
 # Everything lands under demo/out/ (the store included), so it never touches /var/lib/rocket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,4 +47,10 @@ ls -l "$out/rendered/rootfs/bin" | head -n 5
 echo "== verify and export give back the same image ID"
 "${rocket[@]}" image verify
 "${rocket[@]}" image export --overwrite demo.rocket.test/busybox "$out/exported.aci"
+echo "== run it in a pod (the image was fetched unverified, so running it needs the flag again)"
+if "${rocket[@]}" run demo.rocket.test/busybox; then echo "demo: an unverified image ran without the flag" >&2; exit 1; fi
+"${rocket[@]}" run --insecure-options=image demo.rocket.test/busybox
+"${rocket[@]}" run --insecure-options=image demo.rocket.test/busybox --exec /bin/sh -- -c 'echo "in pod $(hostname): $(ls /proc | grep -c "^[0-9]") processes visible"; exit 3' || echo "exit code $? came back from the app"
+"${rocket[@]}" list
+"${rocket[@]}" gc --grace-period=0s >/dev/null
 echo "demo: ok (store in $out/store; try: .venv/bin/rocket --dir $out/store image list)"
