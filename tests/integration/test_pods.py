@@ -504,3 +504,33 @@ def test_an_image_fetched_unverified_runs_only_with_the_flag_again(rocket: Rocke
         refused.returncode == 254 and "not verified" in refused.stderr and "--insecure-options=image" in refused.stderr
     )
     assert rocket("run", "example.com/busybox", "--exec", "/bin/true").returncode == 0
+
+
+FAKE_SYSTEMD_RUN = """#!/bin/sh
+# Stands in for systemd-run on a machine whose PID 1 is not systemd: starts the command after `--`
+# detached, as a transient unit would, with INVOCATION_ID set as systemd sets it for units.
+echo "$@" >> "$(dirname "$0")/calls"
+while [ "$1" != "--" ]; do shift; done
+shift
+INVOCATION_ID=fake setsid "$@" < /dev/null >> "$(dirname "$0")/journal" 2>&1 &
+"""
+
+
+def test_detached_pods_under_systemd_take_the_lock_over(
+    rocket: Rocket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemd-run").write_text(FAKE_SYSTEMD_RUN)
+    (fake / "systemd-run").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    monkeypatch.setenv("ROCKET_SUPERVISOR", "systemd")
+    uuid = detach(rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", "echo to-the-journal; sleep 600")
+    call = (fake / "calls").read_text()
+    assert f"--unit=rocket-{uuid}" in call and "--property=Delegate=yes" in call and "--take-lock" in call
+    assert rocket.status(uuid)["state"] == "running"
+    assert not (rocket.data / "pods" / "run" / uuid / "handover").exists()
+    rocket("stop", uuid)
+    assert rocket.status(uuid)["state"] == "exited"
+    assert "to-the-journal" in (fake / "journal").read_text()
+    assert rocket("logs", uuid).stdout.strip() == "to-the-journal"

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 from .audit import AuditLog
 from .errors import PodStateError, TrustError, UsageError
 from .fileio import atomic_write
-from .pod import EXITED_GARBAGE, GARBAGE, PREPARE, PREPARED, RUN, Pod
+from .pod import EXITED_GARBAGE, GARBAGE, HANDOVER, PREPARE, PREPARED, RUN, Pod
 from .render import rendered_rootfs
 from .store import Store
 
@@ -120,7 +120,24 @@ def engine_root() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
-def supervisor_command(pod: Pod, *, lock_fd: int, ready_fd: Optional[int], foreground: bool) -> List[str]:
+SUPERVISOR_LAUNCHERS = ("systemd", "setsid")
+HANDOVER_TIMEOUT = 30.0
+
+
+def supervisor_launcher() -> str:
+    """How a detached supervisor starts: a transient systemd unit where systemd is PID 1, else setsid.
+
+    ROCKET_SUPERVISOR=systemd|setsid overrides the choice (a host whose systemd is not PID 1, tests).
+    """
+    chosen = os.environ.get("ROCKET_SUPERVISOR", "")
+    if chosen in SUPERVISOR_LAUNCHERS:
+        return chosen
+    if chosen:
+        raise UsageError(f"ROCKET_SUPERVISOR={chosen!r} is not one of {', '.join(SUPERVISOR_LAUNCHERS)}")
+    return "systemd" if os.path.isdir("/run/systemd/system") and shutil.which("systemd-run") else "setsid"
+
+
+def supervisor_command(pod: Pod, *, lock_fd: Optional[int], ready_fd: Optional[int], foreground: bool) -> List[str]:
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     command = [
         python,
@@ -130,9 +147,8 @@ def supervisor_command(pod: Pod, *, lock_fd: int, ready_fd: Optional[int], foreg
         "import sys; sys.path.insert(0, sys.argv[1]); from rocket.stage1.boot import main; main(sys.argv[2:])",
         engine_root(),
         str(pod.path),
-        "--lock-fd",
-        str(lock_fd),
     ]
+    command += ["--lock-fd", str(lock_fd)] if lock_fd is not None else ["--take-lock"]
     if ready_fd is not None:
         command += ["--ready-fd", str(ready_fd)]
     if foreground:
@@ -155,6 +171,8 @@ def start(pod: Pod, *, detach: bool) -> int:
         from .stage1.boot import run_supervisor
 
         return run_supervisor(pod.path, lock_fd=lock_fd, ready_fd=None, foreground=True)
+    if supervisor_launcher() == "systemd":
+        return _start_unit(pod)
     read_end, write_end = os.pipe()
     command = supervisor_command(pod, lock_fd=lock_fd, ready_fd=write_end, foreground=False)
     with open(os.devnull, "rb") as null_in, open(pod.path / "supervisor.log", "ab") as log:
@@ -174,6 +192,53 @@ def start(pod: Pod, *, detach: bool) -> int:
             pod=pod.uuid,
         )
     return 0
+
+
+def _start_unit(pod: Pod) -> int:
+    """Start the supervisor as a transient systemd unit, which takes the pod's lock over from us.
+
+    A unit cannot inherit our descriptor, so the lock is handed over: a `handover` file marks the pod as
+    starting (gc and status leave it alone), we drop the lock, the supervisor takes it and removes the
+    file. Its output and the apps' go to the journal as well as to the log files.
+    """
+    unit = f"rocket-{pod.uuid}"
+    handover = pod.path / HANDOVER
+    atomic_write(handover, str(time.time()).encode())
+    command = [
+        "systemd-run",
+        f"--unit={unit}",
+        f"--description=rocket pod {pod.uuid}",
+        "--collect",
+        "--quiet",
+        "--property=Delegate=yes",
+        "--property=KillMode=mixed",
+        "--",
+        *supervisor_command(pod, lock_fd=None, ready_fd=None, foreground=False),
+    ]
+    pod.unlock()
+    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    if result.returncode != 0:
+        handover.unlink(missing_ok=True)
+        raise PodStateError(
+            f"systemd-run could not start pod {pod.uuid}: {result.stderr.strip() or result.returncode}",
+            hint="check systemd with 'systemctl status', or set ROCKET_SUPERVISOR=setsid",
+            pod=pod.uuid,
+        )
+    deadline = time.monotonic() + HANDOVER_TIMEOUT
+    while time.monotonic() < deadline:
+        if pod.is_locked_by_other() and pod.read_json(pod.files.status).get("state") == "running":
+            return 0
+        if not handover.exists() and not pod.is_locked_by_other():
+            break  # the supervisor took the pod and already ended, or never came
+        time.sleep(0.02)
+    handover.unlink(missing_ok=True)
+    if pod.read_json(pod.files.status).get("state") == "exited":
+        return 0  # it ran and finished already
+    raise PodStateError(
+        f"pod {pod.uuid} did not start in unit {unit}",
+        hint=f"see 'journalctl -u {unit}'",
+        pod=pod.uuid,
+    )
 
 
 def supervisor_pid(pod: Pod) -> Optional[int]:
@@ -285,7 +350,7 @@ def gc(data_dir: Path, *, grace_seconds: float = DEFAULT_GC_GRACE) -> List[str]:
     now = time.time()
     for pod in Pod.all(data_dir):
         try:
-            if pod.state == RUN and not pod.is_locked_by_other():
+            if pod.state == RUN and not pod.is_locked_by_other() and not pod.is_starting():
                 pod.lock()
                 pod.to_exited_garbage()
                 atomic_write(pod.path / "exited-at", str(now).encode())

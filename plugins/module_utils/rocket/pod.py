@@ -47,6 +47,8 @@ TRANSITIONS = {
 }
 
 MIN_UUID_PREFIX = 4
+HANDOVER = "handover"  # present while a supervisor started by systemd takes the pod's lock over
+HANDOVER_FRESH = 60.0
 
 
 def pods_dir(data_dir: Path) -> Path:
@@ -235,7 +237,7 @@ class Pod:
 
     def to_exited_garbage(self) -> None:
         """run -> exited-garbage, once no supervisor holds the lock."""
-        if self.state == RUN and self._lock_fd is None and self.is_locked_by_other():
+        if self.state == RUN and self._lock_fd is None and (self.is_locked_by_other() or self.is_starting()):
             raise PodStateError(f"pod {self.uuid} is still running", hint="stop it first", pod=self.uuid)
         self._move(EXITED_GARBAGE)
 
@@ -271,10 +273,20 @@ class Pod:
     def is_running(self) -> bool:
         return self.state == RUN and self.is_locked_by_other()
 
+    def is_starting(self) -> bool:
+        """In run/, its lock between the starting command and a supervisor that systemd is launching."""
+        try:
+            age = time.time() - (self.path / HANDOVER).stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return self.state == RUN and age < HANDOVER_FRESH and not self.is_locked_by_other()
+
     def display_state(self) -> str:
         """rkt's names: embryo, preparing, prepared, running, exited, garbage."""
         if self.state == RUN:
-            return "running" if self.is_locked_by_other() else "exited"
+            if self.is_locked_by_other():
+                return "running"
+            return "starting" if self.is_starting() else "exited"
         return {EMBRYO: "embryo", PREPARE: "preparing", PREPARED: "prepared", EXITED_GARBAGE: "exited"}.get(
             self.state, "garbage"
         )

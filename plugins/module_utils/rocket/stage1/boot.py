@@ -100,13 +100,35 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
     return code
 
 
+def take_lock(pod_path: Path, *, timeout: float = 10.0) -> int:
+    """Take the pod's lock over from the command that started us through systemd; the descriptor."""
+    import fcntl
+    import time
+
+    fd = os.open(pod_path, os.O_RDONLY | os.O_DIRECTORY)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                sys.stderr.write(f"rocket: pod {pod_path.name} stayed locked by another process\n")
+                os._exit(254)
+            time.sleep(0.01)
+    (pod_path / "handover").unlink(missing_ok=True)
+    return fd
+
+
 def main(argv: List[str]) -> None:
     """The detached supervisor process."""
     pod_path = Path(argv[0])
-    lock_fd = int(argv[argv.index("--lock-fd") + 1])
+    lock_fd = take_lock(pod_path) if "--take-lock" in argv else int(argv[argv.index("--lock-fd") + 1])
     ready_fd = int(argv[argv.index("--ready-fd") + 1]) if "--ready-fd" in argv else None
+    # Under systemd (INVOCATION_ID is set for units) the apps' output goes to the journal too.
+    echo = "--foreground" in argv or bool(os.environ.get("INVOCATION_ID"))
     try:
-        code = run_supervisor(pod_path, lock_fd=lock_fd, ready_fd=ready_fd, foreground="--foreground" in argv)
+        code = run_supervisor(pod_path, lock_fd=lock_fd, ready_fd=ready_fd, foreground=echo)
     except RocketError as exc:
         sys.stderr.write(f"rocket: {exc}\n")
         code = 254
