@@ -534,3 +534,17 @@ def test_detached_pods_under_systemd_take_the_lock_over(
     assert rocket.status(uuid)["state"] == "exited"
     assert "to-the-journal" in (fake / "journal").read_text()
     assert rocket("logs", uuid).stdout.strip() == "to-the-journal"
+
+
+def test_images_of_existing_pods_are_kept(tmp_path: Path) -> None:
+    own = Rocket(tmp_path / "data")
+    own("fetch", str(busybox_image(tmp_path)))
+    uuid_file = tmp_path / "uuid"
+    own("prepare", "--uuid-file-save", str(uuid_file), "example.com/busybox", "--exec", "/bin/true")
+    refused = own("image", "rm", "example.com/busybox", check=False)
+    assert refused.returncode == 254 and "used by a pod" in refused.stderr
+    own("image", "gc", "--grace-period=0s")
+    assert "example.com/busybox" in own("image", "list").stdout
+    own("rm", uuid_file.read_text().strip())
+    own("image", "gc", "--grace-period=0s")
+    assert "example.com/busybox" not in own("image", "list").stdout

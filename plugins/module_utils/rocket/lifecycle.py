@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from .audit import AuditLog
 from .errors import PodStateError, TrustError, UsageError
@@ -452,3 +452,13 @@ def export_app(pod: Pod, *, app: Optional[str], output: Path, overwrite: bool = 
         if output.exists() and not overwrite:
             raise UsageError(f"{output} exists", hint="remove it or pass --overwrite")
         return build_image(Path(scratch), output, compression="gzip", overwrite=overwrite).image_id
+
+
+def images_in_use(data_dir: Path) -> Set[str]:
+    """Image IDs of every pod that is not garbage: their rendered trees are, or will be, a pod's root."""
+    used: Set[str] = set()
+    for pod in Pod.all(data_dir):
+        if pod.state != GARBAGE:
+            used.update(app.get("image_id", "") for app in (pod.runtime().get("apps") or {}).values())
+    used.discard("")
+    return used

@@ -15,7 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from .errors import ImageError, NotFoundError, StoreError, UsageError
 from .fileio import fsync_dir, remove_tree, syncfs
@@ -298,14 +298,15 @@ class Store:
 
         remove_renders_using(self, {image_id})
 
-    def gc(self, *, grace_seconds: float) -> List[str]:
-        """Remove images not used for longer than the grace period and renders left without images."""
+    def gc(self, *, grace_seconds: float, in_use: Optional[Set[str]] = None) -> List[str]:
+        """Remove images not used for longer than the grace period (never those in `in_use`, the images of
+        pods that still exist) and renders left without images."""
         from .render import remove_renders_using
 
         cutoff = time.time() - grace_seconds
         removed = []
         for record in self.index.all():
-            if record.last_used < cutoff:
+            if record.last_used < cutoff and record.id not in (in_use or set()):
                 try:
                     self.remove(record.id)
                 except NotFoundError:

@@ -16,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     grace = parse_duration(args.grace_period, flag="--grace-period")
-    for image_id in ctx.store().gc(grace_seconds=grace):
+    from ..lifecycle import images_in_use
+
+    for image_id in ctx.store().gc(grace_seconds=grace, in_use=images_in_use(ctx.data_dir)):
         print(f"removed {image_id}")
     return 0
