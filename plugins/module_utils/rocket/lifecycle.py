@@ -257,21 +257,33 @@ def supervisor_pid(pod: Pod) -> Optional[int]:
     return pid
 
 
-def stop(pod: Pod, *, force: bool = False, wait: float = 30.0) -> None:
-    """Ask the supervisor to stop the pod (SIGTERM; --force: SIGKILL to everything) and wait for it."""
-    if not pod.is_running():
-        raise PodStateError(f"pod {pod.uuid} is not running", hint="see 'rocket list'", pod=pod.uuid)
-    pid = supervisor_pid(pod)
-    if force:
-        _kill_pod_processes(pod)
-    if pid is not None:
-        os.kill(pid, signal.SIGKILL if force else signal.SIGTERM)
+def stop(pods: List[Pod], *, force: bool = False, wait: float = 30.0) -> None:
+    """Ask the supervisors to stop the pods (SIGTERM; --force: SIGKILL to everything), then wait for all.
+
+    Every pod is signalled before any is waited for, so stopping many pods takes as long as the slowest.
+    """
+    for pod in pods:
+        if not pod.is_running():
+            raise PodStateError(f"pod {pod.uuid} is not running", hint="see 'rocket list'", pod=pod.uuid)
+    for pod in pods:
+        pid = supervisor_pid(pod)
+        if force:
+            _kill_pod_processes(pod)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL if force else signal.SIGTERM)
     deadline = time.monotonic() + wait
-    while pod.is_locked_by_other() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if pod.is_locked_by_other():
-        raise PodStateError(f"pod {pod.uuid} did not stop within {wait:.0f}s", hint="use --force")
-    AuditLog(pod.data_dir / "audit.jsonl").record("pod-stop", pod=pod.uuid, force=force)
+    pending = list(pods)
+    while pending and time.monotonic() < deadline:
+        pending = [pod for pod in pending if pod.is_locked_by_other()]
+        if pending:
+            time.sleep(0.01)
+    if pending:
+        shown = ", ".join(pod.uuid for pod in pending)
+        raise PodStateError(f"pods did not stop within {wait:.0f}s: {shown}", hint="use --force")
+    audit = AuditLog(pods[0].data_dir / "audit.jsonl") if pods else None
+    for pod in pods:
+        if audit is not None:
+            audit.record("pod-stop", pod=pod.uuid, force=force)
 
 
 def _kill_pod_processes(pod: Pod) -> None:

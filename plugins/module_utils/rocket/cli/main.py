@@ -227,5 +227,15 @@ def run(argv: Optional[List[str]] = None) -> int:
 
 
 def main() -> None:
-    """The console script: the only sys.exit in the engine."""
-    sys.exit(run())
+    """The console script: the only exit in the engine.
+
+    os._exit after flushing skips the interpreter's teardown (~20 ms per command): every file the
+    engine writes is closed by then, and locks are flocks that the kernel drops with the process.
+    """
+    code = run()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)

@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    for reference in args.uuids:
-        pod = Pod.find(ctx.data_dir, reference)
-        stop(pod, force=args.force)
+    pods = [Pod.find(ctx.data_dir, reference) for reference in args.uuids]
+    stop(pods, force=args.force)
+    for pod in pods:
         print(pod.uuid)
     return 0
