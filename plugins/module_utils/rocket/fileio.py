@@ -16,8 +16,12 @@ from typing import BinaryIO, Iterator, Optional
 
 
 @contextlib.contextmanager
-def atomic_output(path: os.PathLike[str] | str, *, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Yield a file to write; on success it replaces `path` atomically and durably, on error it vanishes."""
+def atomic_output(path: os.PathLike[str] | str, *, mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
+    """Yield a file to write; on success it replaces `path` atomically (and durably), on error it vanishes.
+
+    durable=False skips the fsyncs, for runtime state that means nothing after a reboot (a running
+    pod's status): readers still see the old content or the new, never a mix.
+    """
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -25,18 +29,20 @@ def atomic_output(path: os.PathLike[str] | str, *, mode: int = 0o644) -> Iterato
             yield stream
             stream.flush()
             os.fchmod(stream.fileno(), mode)
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
 
 
-def atomic_write(path: os.PathLike[str] | str, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace `path` with `data` atomically and durably."""
-    with atomic_output(path, mode=mode) as stream:
+def atomic_write(path: os.PathLike[str] | str, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically (and durably unless durable=False)."""
+    with atomic_output(path, mode=mode, durable=durable) as stream:
         stream.write(data)
 
 

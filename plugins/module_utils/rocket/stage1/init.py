@@ -84,7 +84,7 @@ class PodInit:
     def _record(self, app: AppRun, result: Dict[str, object]) -> None:
         self.results[app.name] = result
         if app.status_path:
-            atomic_write(app.status_path, json.dumps(result, sort_keys=True).encode())
+            atomic_write(app.status_path, json.dumps(result, sort_keys=True).encode(), durable=False)
 
     def _run_to_end(self, launch: Launch, stdout: int) -> int:
         """Run a handler to completion, reaping whatever else exits meanwhile."""

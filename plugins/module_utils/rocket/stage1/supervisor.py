@@ -43,7 +43,7 @@ def process_start_time(pid: int) -> int:
 
 
 def write_json(path: Path, value: Dict[str, object]) -> None:
-    atomic_write(path, json.dumps(value, sort_keys=True).encode())
+    atomic_write(path, json.dumps(value, sort_keys=True).encode(), durable=False)  # runtime state
 
 
 class LogRelay:
@@ -252,10 +252,11 @@ def supervise(
         if done == init_pid:
             status = raw
     relay.drain()
-    if loader is not None:
-        loader.join()
-    for service in services:
-        service.shutdown()
+    # A pod that ended before its metadata service finished loading does not wait for it: the process
+    # ends right after this (os._exit), and the daemon thread with it.
+    if loader is not None and not loader.is_alive():
+        for service in services:
+            service.shutdown()
     code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
     code = code if code >= 0 else 128 - code
     write_json(files.status, {"state": "exited", "started": started, "finished": time.time(), "exit_code": code})
