@@ -26,7 +26,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 from .errors import ManifestError, NotFoundError, TrustError, UsageError
 from .fileio import atomic_write, fsync_dir
 from .names import check_ac_identifier
-from .openpgp import Runner, inspect_key
+from .openpgp import KeyInfo, Runner, inspect_key
 
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -120,6 +120,23 @@ class StoredKey:
     algorithm: str = ""
     data: bytes = field(default=b"", repr=False, compare=False)
 
+    @classmethod
+    def from_info(cls, info: KeyInfo, *, scope: str, source: str, path: Path, data: bytes) -> StoredKey:
+        """A stored key described by what gpg said about it."""
+        return cls(
+            fingerprint=info.fingerprint,
+            scope=scope,
+            source=source,
+            path=path,
+            user_ids=info.user_ids,
+            expires=info.expires,
+            revoked=info.revoked,
+            subkey_fingerprints=info.subkey_fingerprints,
+            created=info.created,
+            algorithm=info.algorithm,
+            data=data,
+        )
+
 
 class Keystore:
     """Trusted keys merged from the system and the local config; no state beyond the two folders."""
@@ -145,19 +162,7 @@ class Keystore:
         _make_folders(folder)
         path = folder / info.fingerprint
         atomic_write(path, key_data, mode=0o644)
-        return StoredKey(
-            fingerprint=info.fingerprint,
-            scope=scope,
-            source="local",
-            path=path,
-            user_ids=info.user_ids,
-            expires=info.expires,
-            revoked=info.revoked,
-            subkey_fingerprints=info.subkey_fingerprints,
-            created=info.created,
-            algorithm=info.algorithm,
-            data=key_data,
-        )
+        return StoredKey.from_info(info, scope=scope, source="local", path=path, data=key_data)
 
     def remove(self, fingerprint: str, *, prefix: Optional[str] = None, root: bool = False) -> List[Path]:
         """Stop trusting a key in one scope: delete the local file, mask a system one; returns what changed."""
@@ -241,19 +246,7 @@ class Keystore:
                 expected=file_name,
                 actual=info.fingerprint,
             )
-        return StoredKey(
-            fingerprint=info.fingerprint,
-            scope=scope,
-            source=source,
-            path=path,
-            user_ids=info.user_ids,
-            expires=info.expires,
-            revoked=info.revoked,
-            subkey_fingerprints=info.subkey_fingerprints,
-            created=info.created,
-            algorithm=info.algorithm,
-            data=data,
-        )
+        return StoredKey.from_info(info, scope=scope, source=source, path=path, data=data)
 
 
 # --- folders ---------------------------------------------------------------------------------------
