@@ -548,3 +548,52 @@ def test_images_of_existing_pods_are_kept(tmp_path: Path) -> None:
     own("rm", uuid_file.read_text().strip())
     own("image", "gc", "--grace-period=0s")
     assert "example.com/busybox" not in own("image", "list").stdout
+
+
+def test_more_isolators_and_app_settings(rocket: Rocket, tmp_path: Path) -> None:
+    manifest_image = busybox_image(
+        tmp_path,
+        "example.com/tuned",
+        app={
+            "exec": [
+                "/bin/sh",
+                "-c",
+                "pwd; grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj; ls -d /cache",
+            ],
+            "user": "0",
+            "group": "0",
+            "workingDirectory": "/tmp",
+            "isolators": [
+                {"name": "os/linux/no-new-privileges", "value": True},
+                {"name": "os/linux/oom-score-adj", "value": 500},
+            ],
+            "mountPoints": [{"name": "cache", "path": "/cache"}],  # no volume given: an implicit empty one
+        },
+    )
+    rocket("fetch", str(manifest_image))
+    out = rocket("run", "example.com/tuned").stdout.split()
+    assert out[0] == "/tmp" and out[1:3] == ["NoNewPrivs:", "1"] and out[3] == "500" and out[4] == "/cache"
+
+
+def test_seccomp_flag_and_pod_sysctl(rocket: Rocket, tmp_path: Path) -> None:
+    blocked = rocket(
+        "run", "example.com/busybox", "--seccomp=mode=remove,errno=EPERM,mkdir,mkdirat",
+        "--exec", "/bin/sh", "--", "-c", "mkdir /tmp/x 2>&1 || echo BLOCKED",
+    ).stdout  # fmt: skip
+    assert "BLOCKED" in blocked
+    pod = {
+        "acKind": "PodManifest",
+        "acVersion": "0.8.11",
+        "apps": [
+            {
+                "name": "sysctl",
+                "image": {"name": "example.com/busybox"},
+                "app": {"exec": ["/bin/cat", "/proc/sys/net/ipv4/ip_forward"], "user": "0", "group": "0"},
+            }
+        ],
+        "isolators": [{"name": "os/unix/sysctl", "value": {"net.ipv4.ip_forward": "1"}}],
+    }
+    path = tmp_path / "pod.json"
+    path.write_text(json.dumps(pod))
+    assert rocket("run", "--pod-manifest", str(path)).stdout.strip() == "1"
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() in ("0", "1")  # the host's is its own
