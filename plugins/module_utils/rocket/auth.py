@@ -23,9 +23,8 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .paths import auth_dir, ca_dir
 
-AUTH_DIR = "auth.d"
-CA_DIR = "certs.d"
 MAX_AUTH_FILE = 1 << 20
 
 # What rkt writes into the same folder for Docker registries; rocket fetches no Docker images.
@@ -35,16 +34,6 @@ _CREDENTIAL_FIELDS = {"basic": ("user", "password"), "oauth": ("token",)}
 # Printable ASCII without spaces: what fits in one header value without quoting or folding.
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
 _HINT = 'see rkt\'s auth format: {"rktKind": "auth", "rktVersion": "v1", "domains": [...], "type": ..., ...}'
-
-
-def auth_dir(config_dir: Path) -> Path:
-    """The folder of credential files under a config folder."""
-    return config_dir / AUTH_DIR
-
-
-def ca_dir(local_config: Path) -> Path:
-    """The folder of extra CA certificates (PEM, `*.pem` or `*.crt`) for private sites."""
-    return local_config / CA_DIR
 
 
 def trusted_ca_files(local_config: Path) -> List[Path]:

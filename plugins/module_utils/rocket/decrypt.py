@@ -24,10 +24,7 @@ from typing import IO, Optional, Type
 
 from .compression import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC
 from .errors import ImageError
-
-
-def decryption_dir(local_config: Path) -> Path:
-    return local_config / "decryption"
+from .paths import decryption_dir
 
 
 def is_encrypted(path: Path) -> bool:

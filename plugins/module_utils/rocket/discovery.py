@@ -32,12 +32,12 @@ from urllib.parse import quote, urlsplit
 
 from .errors import FetchError, UsageError
 from .names import AC_IDENTIFIER_RE
+from .paths import mirrors_path
 from .transport import HttpClient
 
 MAX_PAGE = 1 << 20
 MAX_MIRRORS_FILE = 1 << 20
 MAX_NOTES = 5  # skipped tags named per page in a not-found error; a hostile page may hold thousands
-MIRRORS_FILE = "mirrors.json"
 META_NAMES = frozenset({"ac-discovery", "ac-discovery-pubkeys"})
 WANTS = ("images", "keys")
 DEFAULT_VERSION = "latest"
@@ -234,11 +234,6 @@ def endpoints_from_tags(
 
 
 # --- the mirror map --------------------------------------------------------------------------------
-
-
-def mirrors_path(local_config: Path) -> Path:
-    """Where the mirror map lives in the local config folder."""
-    return local_config / MIRRORS_FILE
 
 
 def _mirror_error(path: Path, where: str, problem: str) -> UsageError:

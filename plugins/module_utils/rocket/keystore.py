@@ -27,38 +27,11 @@ from .errors import ManifestError, NotFoundError, TrustError, UsageError
 from .fileio import atomic_write, fsync_dir
 from .names import check_ac_identifier
 from .openpgp import KeyInfo, Runner, inspect_key
+from .paths import key_path, prefix_keys_root, scope_dir
 
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 _TRUST_HINT = "add a key with `rocket trust --prefix PREFIX KEY-FILE` or `rocket trust --root KEY-FILE`"
-
-
-# --- paths -----------------------------------------------------------------------------------------
-
-
-def trustedkeys_dir(config: Path) -> Path:
-    """`<config>/trustedkeys`: the keystore of one config folder."""
-    return config / "trustedkeys"
-
-
-def root_keys_dir(config: Path) -> Path:
-    """`<config>/trustedkeys/root.d`: keys trusted for every name."""
-    return trustedkeys_dir(config) / "root.d"
-
-
-def prefix_keys_root(config: Path) -> Path:
-    """`<config>/trustedkeys/prefix.d`: one sub-folder path per prefix."""
-    return trustedkeys_dir(config) / "prefix.d"
-
-
-def scope_dir(config: Path, scope: str) -> Path:
-    """The folder of the keys of one scope ('' is the root scope)."""
-    return root_keys_dir(config) if scope == "" else prefix_keys_root(config) / scope
-
-
-def key_path(config: Path, scope: str, fingerprint: str) -> Path:
-    """The file of one key in one scope."""
-    return scope_dir(config, scope) / fingerprint
 
 
 # --- names -----------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Set
 from .audit import AuditLog
 from .errors import PodStateError, TrustError, UsageError
 from .fileio import atomic_write
+from .paths import audit_log_path
 from .pod import EXITED_GARBAGE, GARBAGE, HANDOVER, PREPARE, PREPARED, RUN, Pod
 from .render import rendered_rootfs
 from .store import Store
@@ -164,7 +165,7 @@ def start(pod: Pod, *, detach: bool) -> int:
     pod.to_run()
     lock_fd = pod.lock_fd()
     os.set_inheritable(lock_fd, True)
-    AuditLog(pod.data_dir / "audit.jsonl").record(
+    AuditLog(audit_log_path(pod.data_dir)).record(
         "pod-start", pod=pod.uuid, images=[a["image_id"] for a in pod.runtime().get("apps", {}).values()]
     )
     if not detach:
@@ -280,7 +281,7 @@ def stop(pods: List[Pod], *, force: bool = False, wait: float = 30.0) -> None:
     if pending:
         shown = ", ".join(pod.uuid for pod in pending)
         raise PodStateError(f"pods did not stop within {wait:.0f}s: {shown}", hint="use --force")
-    audit = AuditLog(pods[0].data_dir / "audit.jsonl") if pods else None
+    audit = AuditLog(audit_log_path(pods[0].data_dir)) if pods else None
     for pod in pods:
         if audit is not None:
             audit.record("pod-stop", pod=pod.uuid, force=force)

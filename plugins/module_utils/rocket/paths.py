@@ -1,14 +1,20 @@
-"""Every on-disk path of the store, from one small named function each.
+"""Every on-disk path of rocket, from one small named function each.
 
-Layout under `--dir` (default /var/lib/rocket):
+The data directory (`--dir`, default /var/lib/rocket):
 
-    cas/index.db                 sqlite index of images (name, labels, times, size)
+    cas/index.db                 sqlite index of images (name, labels, times, size, how trusted)
     cas/images/<image-id>/       one imported image: `manifest`, `rootfs/`, `skeleton`
     cas/rendered/<key>/          an image rendered with its dependencies: `rootfs/`, `layers.json`
     cas/tmp/<random>/            work in progress; removed by the next command once its lock is free
     cas/downloads/               resumable downloads and, per URL, what it gave last (ETag, max-age, image ID)
+    pods/<state>/<uuid>/         one pod (see pod.py and docs/pods.md)
+    trust/policy-version         the highest trust policy version loaded (rollback guard)
+    metadata/hmac.key            the host's key for the metadata service's sign/verify
     locks/                       flock files (the kernel drops them when their process dies)
     audit.jsonl                  append-only log of trust decisions and pod events (one JSON object a line)
+
+A config folder (`--local-config` /etc/rocket, `--system-config` /usr/lib/rocket): `trustedkeys/`,
+`policy.json`, `auth.d/`, and in the local one only `certs.d/`, `mirrors.json`, `decryption/`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,92 @@ DEFAULT_DATA_DIR = Path("/var/lib/rocket")
 DEFAULT_LOCAL_CONFIG = Path("/etc/rocket")
 DEFAULT_SYSTEM_CONFIG = Path("/usr/lib/rocket")
 DEFAULT_RUN_DIR = Path("/run/rocket")
+
+
+# --- the config folders (local, /etc/rocket, and system, /usr/lib/rocket, have the same shape) -------
+
+
+def trustedkeys_dir(config: Path) -> Path:
+    """`<config>/trustedkeys`: the keystore of one config folder."""
+    return config / "trustedkeys"
+
+
+def root_keys_dir(config: Path) -> Path:
+    """`<config>/trustedkeys/root.d`: keys trusted for every name."""
+    return trustedkeys_dir(config) / "root.d"
+
+
+def prefix_keys_root(config: Path) -> Path:
+    """`<config>/trustedkeys/prefix.d`: one sub-folder path per prefix."""
+    return trustedkeys_dir(config) / "prefix.d"
+
+
+def scope_dir(config: Path, scope: str) -> Path:
+    """The folder of the keys of one scope ('' is the root scope)."""
+    return root_keys_dir(config) if scope == "" else prefix_keys_root(config) / scope
+
+
+def key_path(config: Path, scope: str, fingerprint: str) -> Path:
+    """The file of one key in one scope."""
+    return scope_dir(config, scope) / fingerprint
+
+
+def policy_path(config: Path) -> Path:
+    """`<config>/policy.json`: the trust policy of one config folder."""
+    return config / "policy.json"
+
+
+def auth_dir(config: Path) -> Path:
+    """`<config>/auth.d`: credential files, rkt's format."""
+    return config / "auth.d"
+
+
+def ca_dir(local_config: Path) -> Path:
+    """`<local>/certs.d`: extra CA certificates (PEM, `*.pem` or `*.crt`) for private sites."""
+    return local_config / "certs.d"
+
+
+def mirrors_path(local_config: Path) -> Path:
+    """`<local>/mirrors.json`: name prefixes sent to other sites or local folders."""
+    return local_config / "mirrors.json"
+
+
+def decryption_dir(local_config: Path) -> Path:
+    """`<local>/decryption`: the passphrase or secret keys for encrypted images."""
+    return local_config / "decryption"
+
+
+# --- the data directory (`--dir`) --------------------------------------------------------------------
+
+
+def policy_version_path(state_dir: Path) -> Path:
+    """`<dir>/trust/policy-version`: the highest policy version ever loaded on this host."""
+    return state_dir / "trust" / "policy-version"
+
+
+def policy_version_lock(state_dir: Path) -> Path:
+    """The flock file that serialises reading and raising the stored policy version."""
+    return state_dir / "trust" / "policy-version.lock"
+
+
+def hmac_key_path(data_dir: Path) -> Path:
+    """`<dir>/metadata/hmac.key`: the host's key for the metadata service's sign and verify."""
+    return data_dir / "metadata" / "hmac.key"
+
+
+def pods_dir(data_dir: Path) -> Path:
+    """`<dir>/pods`: one folder per pod state (see pod.py)."""
+    return data_dir / "pods"
+
+
+def pod_state_dir(data_dir: Path, state: str) -> Path:
+    """`<dir>/pods/<state>`: the pods in one state."""
+    return pods_dir(data_dir) / state
+
+
+def audit_log_path(data_dir: Path) -> Path:
+    """`<dir>/audit.jsonl`: the append-only audit log."""
+    return data_dir / "audit.jsonl"
 
 
 class StorePaths:
@@ -58,7 +150,7 @@ class StorePaths:
 
     @property
     def audit_log(self) -> Path:
-        return self.root / "audit.jsonl"
+        return audit_log_path(self.root)
 
     def image_dir(self, image_id: str) -> Path:
         return self.images / image_id

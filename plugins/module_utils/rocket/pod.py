@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional
 
 from .errors import NotFoundError, PodStateError, StoreError, UsageError
 from .fileio import atomic_write, fsync_dir, remove_tree
+from .paths import pod_state_dir as state_dir
 
 EMBRYO = "embryo"
 PREPARE = "prepare"
@@ -49,14 +50,6 @@ TRANSITIONS = {
 MIN_UUID_PREFIX = 4
 HANDOVER = "handover"  # present while a supervisor started by systemd takes the pod's lock over
 HANDOVER_FRESH = 60.0
-
-
-def pods_dir(data_dir: Path) -> Path:
-    return data_dir / "pods"
-
-
-def state_dir(data_dir: Path, state: str) -> Path:
-    return pods_dir(data_dir) / state
 
 
 @dataclass

@@ -40,6 +40,7 @@ from .fileio import atomic_write
 from .keystore import covering_prefixes
 from .locks import FileLock
 from .names import check_ac_identifier
+from .paths import policy_path, policy_version_lock, policy_version_path
 
 SIGNED_BY = "signedBy"
 INSECURE_ACCEPT_ANYTHING = "insecureAcceptAnything"
@@ -50,24 +51,6 @@ _FINGERPRINT_RE = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 _KEY_ID_RE = re.compile(r"[0-9a-f]{16}")
 _TOP_FIELDS = frozenset({"version", "default", "scopes", "deny"})
 _MAX_VERSION = 2**63 - 1
-
-
-# --- paths -----------------------------------------------------------------------------------------
-
-
-def policy_path(config: Path) -> Path:
-    """`<config>/policy.json`: the trust policy of one config folder."""
-    return config / "policy.json"
-
-
-def policy_version_path(state_dir: Path) -> Path:
-    """`<state dir>/trust/policy-version`: the highest policy version ever loaded on this host."""
-    return state_dir / "trust" / "policy-version"
-
-
-def policy_version_lock(state_dir: Path) -> Path:
-    """The flock file that serialises reading and raising the stored policy version."""
-    return state_dir / "trust" / "policy-version.lock"
 
 
 # --- the policy ------------------------------------------------------------------------------------

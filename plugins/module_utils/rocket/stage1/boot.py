@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from ..audit import AuditLog
 from ..errors import RocketError
+from ..paths import audit_log_path, hmac_key_path
 from ..pod import PodFiles
 from .plan import build_plan
 from .supervisor import METADATA_PORT, supervise
@@ -73,7 +74,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
                 name: AppMetadata(image_manifest=plan.image_manifests[name], image_id=plan.image_ids[name])
                 for name in plan.image_manifests
             },
-            hmac_key=load_hmac_key(data_dir / "metadata" / "hmac.key"),
+            hmac_key=load_hmac_key(hmac_key_path(data_dir)),
         )
 
     try:
@@ -96,7 +97,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
                 cgroup.destroy()
             except RocketError as exc:
                 _warn(f"pod {uuid}: {exc.message}")
-    AuditLog(data_dir / "audit.jsonl").record("pod-exit", pod=uuid, status=str(code))
+    AuditLog(audit_log_path(data_dir)).record("pod-exit", pod=uuid, status=str(code))
     return code
 
 
