@@ -10,7 +10,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -194,6 +193,8 @@ def _report(exc: RocketError, *, debug: bool) -> None:
     if cause is not None and not debug:
         print(f"rocket: cause: {cause}", file=sys.stderr)
     if debug:
+        import traceback
+
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
