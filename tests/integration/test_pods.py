@@ -304,6 +304,8 @@ ESCAPES = {
     "mount": "mount -t tmpfs none /tmp",
     "sysrq": "echo h > /proc/sysrq-trigger && grep -q . /proc/sysrq-trigger",
     "kcore": "head -c 1 /proc/kcore | grep -q .",
+    "proc-1-environ": "grep -q . /proc/1/environ",
+    "proc-1-cmdline-of-init-mem": "head -c 1 /proc/1/mem",
 }
 
 

@@ -27,6 +27,7 @@ from . import linux
 from .init import PodRun, pod_init_main
 
 LOG_CAP = 8 << 20
+PR_SET_DUMPABLE = 4
 METADATA_PORT = 2375
 # The PID namespace comes last and apart: a process that has unshared it cannot start threads any more
 # (the metadata service's), and mount namespaces cannot be unshared once threads run.
@@ -216,6 +217,9 @@ def supervise(
         try:
             os.close(lock_fd)  # only the supervisor may hold the pod's lock
             linux.set_pdeathsig(signal.SIGKILL)
+            # PID 1 of the pod is a fork of rocket: its memory holds the operator's environment and the
+            # host's paths. Non-dumpable, its /proc files need CAP_SYS_PTRACE, which no app has.
+            linux.prctl(PR_SET_DUMPABLE, 0)
             signal.set_wakeup_fd(-1)
             for fd in (wake_read, wake_write, *pipes.values()):
                 os.close(fd)
