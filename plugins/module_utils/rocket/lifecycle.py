@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
 from .audit import AuditLog
-from .errors import PodStateError, TrustError, UsageError
+from .errors import PodStateError, RocketError, TrustError, UsageError
 from .fileio import atomic_write
 from .paths import audit_log_path
 from .pod import EXITED_GARBAGE, GARBAGE, HANDOVER, PREPARE, PREPARED, RUN, Pod
@@ -293,12 +293,14 @@ def _kill_pod_processes(pod: Pod) -> None:
     if isinstance(init_pid, int):
         with contextlib.suppress(OSError):
             os.kill(init_pid, signal.SIGKILL)
-    try:
-        from .cgroups import PodCgroup, detect
+    from .cgroups import PodCgroup, detect
 
+    try:
         PodCgroup(detect(), pod.uuid).kill_all(signal.SIGKILL)
-    except Exception:
-        pass
+    except (RocketError, OSError):
+        # Killing init above already ends every process of the pod's PID namespace; the cgroup sweep only
+        # catches processes of a fly pod or ones that left the namespace, and gc retries the cgroup.
+        return
 
 
 def status(pod: Pod) -> Dict[str, Any]:
@@ -337,24 +339,31 @@ def remove(pod: Pod) -> None:
     if pod.is_running():
         raise PodStateError(f"pod {pod.uuid} is running", hint="stop it first", pod=pod.uuid)
     pod.lock()
-    if pod.state == RUN:
-        pod.to_exited_garbage()
-    _cleanup(pod)
-    pod.to_garbage()
-    pod.delete()
-    pod.unlock()
+    try:
+        if pod.state == RUN:
+            pod.to_exited_garbage()
+        _cleanup(pod)
+        pod.to_garbage()
+        pod.delete()
+    finally:
+        pod.unlock()
 
 
 def _cleanup(pod: Pod) -> None:
-    """Remove what a dead pod may have left outside its folder: its cgroups."""
-    try:
-        from .cgroups import PodCgroup, detect
+    """Remove what a dead pod may have left outside its folder: its cgroups. PodStateError if they stay."""
+    from .cgroups import PodCgroup, detect
 
-        group = PodCgroup(detect(), pod.uuid)
-        if group.exists():
-            group.destroy()
-    except Exception:
-        pass
+    group = PodCgroup(detect(), pod.uuid)
+    if not group.exists():
+        return
+    try:
+        group.destroy()
+    except RocketError as exc:
+        raise PodStateError(
+            f"cannot remove the cgroups of pod {pod.uuid}: {exc.message}",
+            hint="a process of the pod is still alive; stop the pod with --force, then gc again",
+            pod=pod.uuid,
+        ) from exc
 
 
 def gc(data_dir: Path, *, grace_seconds: float = DEFAULT_GC_GRACE) -> List[str]:
@@ -375,10 +384,12 @@ def gc(data_dir: Path, *, grace_seconds: float = DEFAULT_GC_GRACE) -> List[str]:
                     exited = 0.0
                 if now - exited >= grace_seconds:
                     pod.lock()
-                    _cleanup(pod)
-                    pod.to_garbage()
-                    pod.delete()
-                    pod.unlock()
+                    try:
+                        _cleanup(pod)
+                        pod.to_garbage()
+                        pod.delete()
+                    finally:
+                        pod.unlock()
                     removed.append(pod.uuid)
             elif pod.state == PREPARED and now - pod.created() > PREPARED_EXPIRY:
                 pod.lock()
