@@ -28,7 +28,7 @@ from .render import rendered_rootfs
 from .store import Store
 
 RESTART_POLICIES = ("no", "on-failure", "always")
-FLAVORS = ("ns", "fly")
+FLAVORS = ("ns", "fly")  # stage1/flavor.py defines them
 NET_MODES = ("none", "host", "default")
 DEFAULT_GC_GRACE = 30 * 60
 PREPARED_EXPIRY = 24 * 3600

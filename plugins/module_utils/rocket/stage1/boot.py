@@ -15,6 +15,7 @@ from ..audit import AuditLog
 from ..errors import RocketError
 from ..paths import audit_log_path, hmac_key_path
 from ..pod import PodFiles
+from .flavor import flavor_named
 from .plan import build_plan
 from .supervisor import METADATA_PORT, supervise
 
@@ -40,9 +41,8 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
         _warn(f"no cgroups for pod {uuid}: {exc.message}")
         cgroup = None
     plan = build_plan(files, uuid, metadata_url=metadata_url("127.0.0.1", METADATA_PORT, token), cgroup=cgroup)
-    if plan.flavor == "fly":
-        # In the host's network namespace a per-pod service on 127.0.0.1:2375 would clash and be reachable
-        # by every process of the host: fly pods get none.
+    with_metadata = flavor_named(plan.flavor).metadata_service
+    if not with_metadata:
         for run in plan.run.apps:
             for launch in (run.main, run.pre_start, run.post_stop):
                 if launch is not None:
@@ -85,7 +85,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
             private_network=plan.private_network,
             lock_fd=lock_fd,
             foreground=foreground,
-            metadata=None if plan.flavor == "fly" else start_metadata_service,
+            metadata=start_metadata_service if with_metadata else None,
             ready_fd=ready_fd,
             sysctls=plan.sysctls,
             flavor=plan.flavor,

@@ -21,6 +21,7 @@ from .. import isolators as iso
 from ..errors import PodStateError, RocketError
 from ..pod import PodFiles
 from ..users import resolve_group, resolve_user, supplementary_groups
+from .flavor import flavor_named
 from .init import AppRun, PodRun
 from .launch import Identity, Launch, Restrictions
 from .rootfs import RootPlan, VolumeMount
@@ -127,7 +128,7 @@ def _launch(
 
 def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = None) -> PodPlan:
     """Read a prepared pod folder into the plans of its apps; PodStateError if something is missing."""
-    from .caps import current_bounding_set, resolve_capabilities
+    from .caps import resolve_capabilities
     from .seccomp import compile_plan, resolve_seccomp
 
     try:
@@ -145,9 +146,8 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
         flavor=runtime.get("flavor", "ns"),
         manifest_bytes=manifest_bytes,
     )
-    fly = plan.flavor == "fly"
-    if fly:
-        plan.private_network = False
+    flavor = flavor_named(plan.flavor)
+    plan.private_network = flavor.private_network(plan.private_network)
     pod_isolators = _isolator_map(manifest.get("isolators"))
     plan.sysctls = dict(pod_isolators.get(iso.UNIX_SYSCTL) or {})
     for name in pod_isolators:
@@ -174,19 +174,19 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
                 plan.warnings.append(f"app {name}: isolator {isolator} is not enforced")
         capabilities = resolve_capabilities(app.get("isolators") or [])
         seccomp = resolve_seccomp(app.get("isolators") or [], cli=(runtime.get("seccomp") or {}).get(name))
-        if fly:
-            # rkt's fly: host-level tools with the host's privileges, unless the manifest restricts them.
-            explicit = {i.get("name") for i in app.get("isolators") or []}
-            if not explicit & {iso.CAPS_RETAIN, iso.CAPS_REMOVE}:
-                capabilities = current_bounding_set()  # everything this host lets root have
-            if not explicit & {iso.SECCOMP_RETAIN, iso.SECCOMP_REMOVE} and not (runtime.get("seccomp") or {}).get(name):
-                seccomp = None
+        explicit = {i.get("name") for i in app.get("isolators") or []}
+        capabilities = flavor.capabilities(capabilities, explicit=bool(explicit & {iso.CAPS_RETAIN, iso.CAPS_REMOVE}))
+        seccomp = flavor.seccomp(  # type: ignore[assignment]
+            seccomp,
+            explicit=bool(explicit & {iso.SECCOMP_RETAIN, iso.SECCOMP_REMOVE})
+            or bool((runtime.get("seccomp") or {}).get(name)),
+        )
         restrictions = Restrictions(
             capabilities=capabilities,
             no_new_privs=bool(isolators.get(iso.NO_NEW_PRIVILEGES)),
             seccomp=compile_plan(seccomp) if seccomp is not None else None,
             oom_score_adj=isolators.get(iso.OOM_SCORE_ADJ),
-            cgroup_namespace=not fly,
+            cgroup_namespace=flavor.cgroup_namespace,
         )
         limits: Dict[str, int] = {}
         memory = isolators.get(iso.RESOURCE_MEMORY) or {}
@@ -215,7 +215,7 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
             read_only=bool(entry.get("readOnlyRootFS")),
             volumes=_volumes(files, manifest, entry, app),
             console=os.ttyname(0) if plan.interactive and os.isatty(0) else None,
-            host_view=fly,
+            host_view=flavor.host_view,
         )
 
         launch = functools.partial(

@@ -24,14 +24,12 @@ from typing import Any, Callable, Dict, List, Optional
 from ..fileio import atomic_write
 from ..pod import PodFiles
 from . import linux
+from .flavor import flavor_named
 from .init import PodRun, pod_init_main
 
 LOG_CAP = 8 << 20
 PR_SET_DUMPABLE = 4
 METADATA_PORT = 2375
-# The PID namespace comes last and apart: a process that has unshared it cannot start threads any more
-# (the metadata service's), and mount namespaces cannot be unshared once threads run.
-POD_NAMESPACES = ("CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC")
 
 
 def process_start_time(pid: int) -> int:
@@ -149,10 +147,10 @@ def supervise(
     flavor: str = "ns",
     interactive: bool = False,
 ) -> int:
-    """Run the pod to its end; returns the pod's exit code.
+    """Run the pod to its end under the isolation `flavor` (stage1/flavor.py); returns the exit code.
 
-    flavor "ns" gives the pod its own mount, UTS, IPC, PID (and network) namespaces; "fly" only a mount
-    namespace for the app roots, everything else shared with the host (rkt's stage1-fly).
+    The PID namespace is unshared last and apart: a process that has unshared it can start no more
+    threads (the metadata service's), and a mount namespace cannot be unshared once threads run.
     """
     write_json(files.supervisor, {"pid": os.getpid(), "start_time": process_start_time(os.getpid())})
     pipes: Dict[str, int] = {}
@@ -164,19 +162,13 @@ def supervise(
         pipes[app.name] = read_end
         app.stdout = write_end
 
-    fly = flavor == "fly"
-    flags = linux.CLONE_NEWNS
-    if not fly:
-        for name in POD_NAMESPACES:
-            flags |= getattr(linux, name)
-    if private_network and not fly:
-        flags |= linux.CLONE_NEWNET
-    linux.unshare(flags)
+    isolation = flavor_named(flavor)
+    linux.unshare(isolation.namespaces(private_network=private_network))
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
-    if not fly:
+    if isolation.own_hostname:
         linux.sethostname(hostname)
-    else:
-        linux.set_child_subreaper()  # init is not PID 1 here, but must still reap the apps' orphans
+    if not isolation.pid_namespace:
+        linux.set_child_subreaper()  # init is not PID 1 then, but must still reap the apps' orphans
     listener: Optional[socket.socket] = None
     if private_network:
         bring_up_loopback()
@@ -210,7 +202,7 @@ def supervise(
 
         loader = threading.Thread(target=start_service, name="rocket-metadata-start", daemon=True)
         loader.start()
-    if not fly:
+    if isolation.pid_namespace:
         linux.unshare(linux.CLONE_NEWPID)
     init_pid = os.fork()
     if init_pid == 0:
