@@ -274,7 +274,12 @@ class Fetcher:
             target = self.cache.file(url)
             progress = self.progress(url) if self.progress else None
             download = self.client.download(
-                url, target, max_size=limit, etag=remembered.get("etag") if cached else None, progress=progress
+                url,
+                target,
+                max_size=limit,
+                etag=remembered.get("etag") if cached else None,
+                progress=progress,
+                durable=False,  # imported and deleted right away
             )
             if download.status == "not-modified" and cached is not None:
                 self.cache.remember(url, image_id=cached.id, etag=download.etag, max_age=download.max_age)

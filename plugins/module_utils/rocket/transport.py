@@ -246,10 +246,13 @@ class HttpClient:
         max_size: int,
         etag: Optional[str] = None,
         progress: Optional[Progress] = None,
+        durable: bool = True,
     ) -> Download:
         """Fetch `url` into `destination` through `<destination>.part`, resuming a broken earlier attempt.
 
         The caller holds a lock for `destination`: two downloads into one `.part` would interleave.
+        durable=False skips the final fsyncs, for a caller that consumes the file at once (fetch imports
+        and deletes it: 0.5 s per GiB here).
         """
         part = destination.with_suffix(destination.suffix + ".part")
         for _attempt in range(2):
@@ -279,7 +282,9 @@ class HttpClient:
                     offset = have
                 elif reply.status != 200:
                     raise _status_error(reply)
-                return self._receive(reply, part, destination, offset=offset, max_size=max_size, progress=progress)
+                return self._receive(
+                    reply, part, destination, offset=offset, max_size=max_size, progress=progress, durable=durable
+                )
             finally:
                 reply.close()
         raise AssertionError("bug: a download restarted from zero asked for a range again")
@@ -403,6 +408,7 @@ class HttpClient:
         offset: int,
         max_size: int,
         progress: Optional[Progress],
+        durable: bool,
     ) -> Download:
         """Append the body to `part` from `offset`, then move it into place."""
         total = None if reply.length is None else offset + reply.length
@@ -430,16 +436,18 @@ class HttpClient:
                     out.write(chunk)
                 _check_complete(reply, done - offset)
                 out.flush()
-                os.fsync(out.fileno())
+                if durable:
+                    os.fsync(out.fileno())
         except OSError as exc:
             raise _io_error(str(part), exc) from exc
-        return self._finish(part, destination, reply, resumed=offset > 0)
+        return self._finish(part, destination, reply, resumed=offset > 0, durable=durable)
 
-    def _finish(self, part: Path, destination: Path, reply: _Reply, *, resumed: bool) -> Download:
+    def _finish(self, part: Path, destination: Path, reply: _Reply, *, resumed: bool, durable: bool) -> Download:
         """Rename the complete `.part` into place durably and describe the result."""
         try:
             os.replace(part, destination)
-            fsync_dir(destination.parent)
+            if durable:
+                fsync_dir(destination.parent)
             _validator_path(part).unlink(missing_ok=True)
             size = destination.stat().st_size
         except OSError as exc:
