@@ -399,12 +399,14 @@ def gc(data_dir: Path, *, grace_seconds: float = DEFAULT_GC_GRACE) -> List[str]:
                     removed.append(pod.uuid)
             elif pod.state == PREPARED and now - pod.created() > PREPARED_EXPIRY:
                 pod.lock()
-                pod.to_garbage()
-                pod.delete()
-                pod.unlock()
+                try:
+                    pod.to_garbage()
+                    pod.delete()
+                finally:
+                    pod.unlock()
                 removed.append(pod.uuid)
             elif pod.state == GARBAGE:
-                shutil.rmtree(pod.path, ignore_errors=True)
+                pod.delete()  # a deletion that a crash interrupted
                 removed.append(pod.uuid)
         except PodStateError:
             continue  # in use by another command right now
