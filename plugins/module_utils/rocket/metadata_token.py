@@ -3,14 +3,16 @@ service itself (and http.server) is loaded."""
 
 from __future__ import annotations
 
-import secrets
+import base64
+import os
 
 TOKEN_BYTES = 32
 
 
 def new_token() -> str:
     """A fresh URL-safe token of 256 random bits for one pod's metadata URL."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    # secrets.token_urlsafe, without importing secrets (hmac, random) on every pod start.
+    return base64.urlsafe_b64encode(os.urandom(TOKEN_BYTES)).rstrip(b"=").decode("ascii")
 
 
 def metadata_url(host: str, port: int, token: str) -> str:

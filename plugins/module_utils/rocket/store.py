@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ class WorkDir:
 
     def __init__(self, paths: StorePaths) -> None:
         while True:
-            name = secrets.token_hex(12)
+            name = os.urandom(12).hex()  # os.urandom is what secrets uses, without its imports
             path = paths.tmp / name
             lock_path = paths.tmp_lock(path)
             try:
