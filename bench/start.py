@@ -36,6 +36,7 @@ import contextlib
 import datetime
 import glob
 import hashlib
+import importlib.util
 import json
 import os
 import shlex
@@ -223,24 +224,22 @@ def make_runc_bundle(bundle: Path, rootfs: Path, args: List[str]) -> Path:
 # -- the contenders --------------------------------------------------------------------------------
 
 
-# Runs argv[2:] and writes "<exit code> <seconds> <peak RSS in KiB>" to the file argv[1] (as in
-# import.py). Why a separate process: at exec, Linux charges a child with the peak RSS of the process it
-# was forked from, so any child of this script would report at least this script's own peak. This
-# launcher is a bare `python -I -S` of a few MB, which is the floor of every RSS figure.
-MEASURE = """
-import os, sys, time
-start = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(sys.argv[2], sys.argv[2:])
-    finally:
-        os._exit(127)
-_pid, status, usage = os.wait4(pid, 0)
-seconds = time.perf_counter() - start
-with open(sys.argv[1], "w") as out:
-    out.write(f"{os.waitstatus_to_exitcode(status)} {seconds} {usage.ru_maxrss}")
-"""
+def _measuring_launcher() -> str:
+    """import.py's MEASURE: runs argv[2:] and writes "<exit code> <seconds> <peak RSS in KiB>" to argv[1].
+
+    A separate `python -I -S` of a few MB because Linux charges a child with the peak RSS of the process
+    it was forked from; that launcher's size is the floor of every RSS figure.
+    """
+    spec = importlib.util.spec_from_file_location("rocket_bench_import", Path(__file__).resolve().parent / "import.py")
+    if spec is None or spec.loader is None:
+        raise ImportError("cannot load bench/import.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return str(module.MEASURE)
+
+
+MEASURE = _measuring_launcher()
 
 
 @dataclass(frozen=True)
