@@ -37,11 +37,19 @@ class Rocket:
     def __init__(self, data: Path) -> None:
         self.data = data
 
+    @property
+    def env(self) -> Dict[str, str]:
+        """The environment of each call, read afresh (tests change PATH and ROCKET_SUPERVISOR)."""
+        return dict(os.environ, PYTHONPATH=str(ENGINE))
+
+    def command(self, *args: str, insecure: bool = True) -> List[str]:
+        """The CLI's argv for this data directory (with --insecure-options=image unless told otherwise)."""
+        flags = ["--insecure-options=image"] if insecure else []
+        return [sys.executable, "-m", "rocket", "--dir", str(self.data), *flags, *args]
+
     def __call__(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        env = dict(os.environ, PYTHONPATH=str(ENGINE))
-        command = [sys.executable, "-m", "rocket", "--dir", str(self.data), "--insecure-options=image", *args]
         result = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
+            self.command(*args), capture_output=True, text=True, env=self.env, timeout=timeout, stdin=subprocess.DEVNULL
         )
         assert "Traceback" not in result.stderr, result.stderr
         if check:
@@ -418,28 +426,13 @@ def test_export_an_app_with_its_changes(rocket: Rocket, tmp_path: Path) -> None:
 def test_interactive_app_gets_the_terminal(rocket: Rocket) -> None:
     import pty
 
-    env = dict(os.environ, PYTHONPATH=str(ENGINE))
-    command = [
-        sys.executable,
-        "-m",
-        "rocket",
-        "--dir",
-        str(rocket.data),
-        "--insecure-options=image",
-        "run",
-        "--interactive",
-    ]
-    command += [
-        "example.com/busybox",
-        "--exec",
-        "/bin/sh",
-        "--",
-        "-c",
+    command = rocket.command(
+        "run", "--interactive", "example.com/busybox", "--exec", "/bin/sh", "--", "-c",
         "[ -t 0 ] && [ -t 1 ] && echo TTY-OK; read x; exit $x",
-    ]
+    )  # fmt: skip
     pid, fd = pty.fork()
     if pid == 0:
-        os.execvpe(command[0], command, env)
+        os.execvpe(command[0], command, rocket.env)
     output = b""
     deadline = time.monotonic() + 30
     while b"TTY-OK" not in output and time.monotonic() < deadline:
@@ -489,19 +482,8 @@ def test_volume_target_through_an_image_symlink_stays_in_the_root(rocket: Rocket
 
 
 def test_an_image_fetched_unverified_runs_only_with_the_flag_again(rocket: Rocket) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ENGINE))
-    command = [
-        sys.executable,
-        "-m",
-        "rocket",
-        "--dir",
-        str(rocket.data),
-        "run",
-        "example.com/busybox",
-        "--exec",
-        "/bin/true",
-    ]
-    refused = subprocess.run(command, capture_output=True, text=True, env=env)
+    command = rocket.command("run", "example.com/busybox", "--exec", "/bin/true", insecure=False)
+    refused = subprocess.run(command, capture_output=True, text=True, env=rocket.env)
     assert (
         refused.returncode == 254 and "not verified" in refused.stderr and "--insecure-options=image" in refused.stderr
     )
