@@ -368,10 +368,6 @@ def test_metadata_service_from_inside_and_another_pods_token(rocket: Rocket) -> 
         rocket("stop", first)
 
 
-def list_uuids(rocket: Rocket) -> List[str]:
-    return [pod["uuid"] for pod in json.loads(rocket("list", "--format=json").stdout)]
-
-
 # -- flavors, restart, logs, export, interactive -----------------------------------------------------
 
 

@@ -287,7 +287,3 @@ class Pod:
         return {EMBRYO: "embryo", PREPARE: "preparing", PREPARED: "prepared", EXITED_GARBAGE: "exited"}.get(
             self.state, "garbage"
         )
-
-
-def now() -> float:
-    return time.time()

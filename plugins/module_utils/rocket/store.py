@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import ImageError, NotFoundError, StoreError, UsageError
 from .fileio import fsync_dir, remove_tree, syncfs
@@ -332,9 +332,3 @@ class Store:
     def verify(self, image_id: str) -> None:
         """Re-hash the stored image; raises StoreError if any byte differs from what was imported."""
         self.export(image_id, None)
-
-    def iter_layer_ids(self, image_id: str) -> Iterator[str]:
-        """Image IDs of the image's dependencies, depth first in order, then the image itself."""
-        from .render import layer_ids
-
-        return iter(layer_ids(self, image_id))

@@ -24,7 +24,6 @@ from .rootfs import RootPlan, build_root
 STOP_TIMEOUT = 10.0
 BACKOFF_START = 0.5
 BACKOFF_MAX = 60.0
-RESTART_POLICIES = ("no", "on-failure", "always")
 
 
 @dataclass
