@@ -4,7 +4,7 @@
 The issue's benchmark: from `rocket run` to the exit of `/bin/true` in a busybox pod whose image is
 already in the store, against the two programs a user would run instead on the same root filesystem:
 
-    rocket --dir DATA run --insecure-options=image bench.rocket.test/busybox --exec /bin/true
+    rocket --dir DATA run --net=none --insecure-options=image bench.rocket.test/busybox --exec /bin/true
     runc run --bundle BUNDLE ID                     (config.json: that rootfs, args ["/bin/true"])
     podman run --network none localhost/rocket-bench-busybox /bin/true     (`podman import` of it)
 
@@ -357,7 +357,14 @@ class Contenders:
     def argv(self, name: str, program: str = "/bin/true") -> List[str]:
         if name in self.rockets:
             return self.rockets[name].command(
-                self.data, "run", "--insecure-options=image", IMAGE_NAME, "--exec", program
+                # no network, as podman's --network none and runc's bundle (which has none either)
+                self.data,
+                "run",
+                "--net=none",
+                "--insecure-options=image",
+                IMAGE_NAME,
+                "--exec",
+                program,
             )
         if name == RUNC:
             self.runc_count += 1
@@ -619,6 +626,7 @@ class IdlePods:
                 self.data,
                 "run",
                 "--detach",
+                "--net=none",
                 "--insecure-options=image",
                 IMAGE_NAME,
                 "--exec",

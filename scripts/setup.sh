@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(busybox-static gnupg python3-venv xz-utils bzip2 pigz)
+# nftables, containernetworking-plugins (the CNI plugins of non-built-in network types), iproute2 and
+# python3-pyroute2 (pod networks for the system Python; the venv gets pyroute2 from PyPI) serve pod networks.
+packages=(busybox-static gnupg python3-venv xz-utils bzip2 pigz nftables containernetworking-plugins iproute2 python3-pyroute2)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

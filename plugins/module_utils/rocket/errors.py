@@ -8,7 +8,8 @@
     │   └── NotFoundError        no image, render or pod matches the reference
     ├── TrustError               a signature or key does not establish trust
     ├── FetchError               an image or key could not be retrieved
-    └── PodStateError            a pod is not in a state that allows the transition
+    ├── PodStateError            a pod is not in a state that allows the transition
+    └── NetworkError             a pod network cannot be configured, set up or torn down
 
 Every error carries `message` (what failed, on which input), `hint` (what to do next) and keyword
 context. Tests check the type and the fields, never the wording. A programming mistake is an
@@ -74,3 +75,7 @@ class FetchError(RocketError):
 
 class PodStateError(RocketError):
     """A pod is not in a state that allows the requested transition."""
+
+
+class NetworkError(RocketError):
+    """A network configuration is invalid, or a pod's network could not be set up or torn down."""

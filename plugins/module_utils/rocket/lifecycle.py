@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
 from .audit import AuditLog
-from .errors import PodStateError, RocketError, TrustError, UsageError
+from .errors import NetworkError, PodStateError, RocketError, TrustError, UsageError
 from .fileio import atomic_write
+from .net.dns import DnsOptions
 from .paths import audit_log_path
 from .pod import EXITED_GARBAGE, GARBAGE, HANDOVER, PREPARE, PREPARED, RUN, Pod
 from .render import rendered_rootfs
@@ -29,7 +30,6 @@ from .store import Store
 
 RESTART_POLICIES = ("no", "on-failure", "always")
 FLAVORS = ("ns", "fly")  # stage1/flavor.py defines them
-NET_MODES = ("none", "host", "default")
 DEFAULT_GC_GRACE = 30 * 60
 PREPARED_EXPIRY = 24 * 3600
 
@@ -41,7 +41,8 @@ class PodOptions:
     hostname: str = ""
     flavor: str = "ns"
     restart: str = "no"
-    net: str = "none"
+    net: str = "default"  # rkt's --net: none, host, or networks (`default`, net.d names, `name:IP=...`)
+    dns: DnsOptions = field(default_factory=DnsOptions)
     interactive: bool = False
     stop_timeout: float = 10.0
     seccomp: Dict[str, str] = field(default_factory=dict)
@@ -52,8 +53,6 @@ class PodOptions:
             raise UsageError(f"unknown restart policy {self.restart!r}", hint="use no, on-failure or always")
         if self.flavor not in FLAVORS:
             raise UsageError(f"unknown isolation flavor {self.flavor!r}", hint="use ns (the default) or fly")
-        if self.net not in NET_MODES:
-            raise UsageError(f"unknown network {self.net!r}", hint="this version offers --net=none and --net=host")
 
 
 def check_runnable(store: Store, image_id: str, *, insecure_image: bool) -> None:
@@ -71,16 +70,68 @@ def check_runnable(store: Store, image_id: str, *, insecure_image: bool) -> None
     )
 
 
+def port_forwards(manifest: Dict[str, Any], image_apps: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The pod manifest's `ports` (and --port), each matched to the app port of its name."""
+    declared: Dict[str, Dict[str, Any]] = {}
+    for entry in manifest["apps"]:
+        app = entry.get("app") or image_apps.get(entry["name"]) or {}
+        for port in app.get("ports") or []:
+            declared.setdefault(port["name"], port)
+    forwards: List[Dict[str, Any]] = []
+    for exposed in manifest.get("ports") or []:
+        port = exposed.get("podPort") or declared.get(exposed["name"])
+        if port is None:
+            names = ", ".join(sorted(declared)) or "none"
+            raise UsageError(
+                f"port {exposed['name']} is forwarded, but no app of the pod declares a port of that name",
+                hint=f"the apps' ports: {names}",
+            )
+        count = int(port.get("count") or 1)
+        for offset in range(count):
+            forwards.append(
+                {
+                    "name": exposed["name"],
+                    "protocol": str(port.get("protocol", "tcp")),
+                    "host_ip": str(exposed.get("hostIP") or ""),
+                    "host_port": int(exposed["hostPort"]) + offset,
+                    "pod_port": int(port["port"]) + offset,
+                }
+            )
+    return forwards
+
+
 def prepare(
-    store: Store, manifest: Dict[str, Any], options: PodOptions, *, insecure_image: bool = False, durable: bool = True
+    store: Store,
+    manifest: Dict[str, Any],
+    options: PodOptions,
+    *,
+    insecure_image: bool = False,
+    durable: bool = True,
+    config_dirs: Optional[List[Path]] = None,
 ) -> Pod:
     """Make a prepared pod from a reified pod manifest whose images are all in the store and trusted.
 
     durable=False (for `run`, which starts the pod at once) skips the fsyncs of its files and moves.
+    `config_dirs` (local first, then system) hold the `net.d` networks the pod may join.
     """
+    from .net.config import resolve_requests
+
     options.check()
     for entry in manifest["apps"]:
         check_runnable(store, entry["image"]["id"], insecure_image=insecure_image)
+    net_mode, networks = resolve_requests(options.net, list(config_dirs or []))
+    if options.flavor == "fly" and net_mode == "pod":
+        net_mode, networks = "host", []  # fly runs in the host's namespaces; rkt's fly ignores --net too
+    image_apps: Dict[str, Dict[str, Any]] = {
+        entry["name"]: dict(store.manifest(entry["image"]["id"]).get("app") or {})  # type: ignore[call-overload]
+        for entry in manifest["apps"]
+    }
+    forwards = port_forwards(manifest, image_apps)
+    if forwards and net_mode != "pod":
+        raise UsageError(
+            f"ports cannot be forwarded with --net={options.net}",
+            hint="a pod on the host's network listens on the host's ports itself; with none it has no address",
+        )
     data_dir = store.paths.root
     pod = Pod.create(data_dir)
     pod.durable = durable
@@ -105,6 +156,10 @@ def prepare(
             "flavor": options.flavor,
             "restart": options.restart,
             "net": options.net,
+            "net_mode": net_mode,
+            "networks": [request.to_json() for request in networks],
+            "ports": forwards,
+            "dns": options.dns.to_json(),
             "interactive": options.interactive,
             "stop_timeout": options.stop_timeout,
             "seccomp": options.seccomp,
@@ -155,6 +210,12 @@ def supervisor_command(pod: Pod, *, lock_fd: Optional[int], ready_fd: Optional[i
         engine_root(),
         str(pod.path),
     ]
+    if pod.runtime().get("net_mode") == "pod":
+        from .net.rtnl import pyroute2_home
+
+        home = pyroute2_home()  # the supervisor runs with -I -S: pyroute2 from where this process finds it
+        if home:
+            command += ["--python-path", home]
     command += ["--lock-fd", str(lock_fd)] if lock_fd is not None else ["--take-lock"]
     if ready_fd is not None:
         command += ["--ready-fd", str(ready_fd)]
@@ -289,6 +350,7 @@ def stop(pods: List[Pod], *, force: bool = False, wait: float = 30.0) -> None:
         raise PodStateError(f"pods did not stop within {wait:.0f}s: {shown}", hint="use --force")
     audit = AuditLog(audit_log_path(pods[0].data_dir)) if pods else None
     for pod in pods:
+        _release_network(pod)  # a supervisor that was killed could not do it itself
         if audit is not None:
             audit.record("pod-stop", pod=pod.uuid, force=force)
 
@@ -322,8 +384,17 @@ def status(pod: Pod) -> Dict[str, Any]:
         "finished": record.get("finished") if state == "exited" else None,
         "pid": supervisor_pid(pod) if state == "running" else None,
         "exit_code": record.get("exit_code") if state == "exited" else None,
+        "networks": [],
+        "ports": [],
         "apps": {},
     }
+    network = pod.read_json(pod.files.network)
+    if state == "running" or not network.get("released"):
+        result["networks"] = [
+            {key: entry.get(key, "") for key in ("name", "ifname", "address", "gateway")}
+            for entry in network.get("networks") or []
+        ]
+        result["ports"] = list(network.get("ports") or [])
     if state == "exited" and record.get("state") == "running":
         result["exit_code"] = None  # the supervisor died without recording the pod's end
         result["note"] = "the supervisor was killed; the pod's end was not recorded"
@@ -355,10 +426,24 @@ def remove(pod: Pod) -> None:
         pod.unlock()
 
 
+def _release_network(pod: Pod) -> None:
+    """Give back the leases, ports, nftables rules and CNI attachments of a pod whose supervisor is gone."""
+    from .net.attach import release
+
+    problems = release(pod.files, pod.uuid, pod.data_dir)
+    if problems:
+        raise NetworkError(
+            f"cannot release the networks of pod {pod.uuid}: {'; '.join(problems)}",
+            hint="fix the cause, then run 'rocket gc' (or 'rocket rm') again",
+            pod=pod.uuid,
+        )
+
+
 def _cleanup(pod: Pod) -> None:
-    """Remove what a dead pod may have left outside its folder: its cgroups. PodStateError if they stay."""
+    """Remove what a dead pod may have left outside its folder: network state and cgroups."""
     from .cgroups import PodCgroup, detect
 
+    _release_network(pod)
     group = PodCgroup(detect(), pod.uuid)
     if not group.exists():
         return
@@ -408,8 +493,8 @@ def gc(data_dir: Path, *, grace_seconds: float = DEFAULT_GC_GRACE) -> List[str]:
             elif pod.state == GARBAGE:
                 pod.delete()  # a deletion that a crash interrupted
                 removed.append(pod.uuid)
-        except PodStateError:
-            continue  # in use by another command right now
+        except (PodStateError, NetworkError):
+            continue  # in use by another command right now, or its network cannot be released yet
     return removed
 
 

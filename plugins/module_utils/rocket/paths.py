@@ -8,13 +8,14 @@ The data directory (`--dir`, default /var/lib/rocket):
     cas/tmp/<random>/            work in progress; removed by the next command once its lock is free
     cas/downloads/               resumable downloads and, per URL, what it gave last (ETag, max-age, image ID)
     pods/<state>/<uuid>/         one pod (see pod.py and docs/pods.md)
+    networks/<name>/             host-local IPAM of one network: a lease file per address, `lock`
     trust/policy-version         the highest trust policy version loaded (rollback guard)
     metadata/hmac.key            the host's key for the metadata service's sign/verify
     locks/                       flock files (the kernel drops them when their process dies)
     audit.jsonl                  append-only log of trust decisions and pod events (one JSON object a line)
 
 A config folder (`--local-config` /etc/rocket, `--system-config` /usr/lib/rocket): `trustedkeys/`,
-`policy.json`, `auth.d/`, and in the local one only `certs.d/`, `mirrors.json`, `decryption/`.
+`policy.json`, `auth.d/`, and in the local one only `net.d/`, `certs.d/`, `mirrors.json`, `decryption/`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ def ca_dir(local_config: Path) -> Path:
     return local_config / "certs.d"
 
 
+def net_config_dir(local_config: Path) -> Path:
+    """`<local>/net.d`: the operator's networks, CNI configuration files (`*.conf`) read in lexical order."""
+    return local_config / "net.d"
+
+
 def mirrors_path(local_config: Path) -> Path:
     """`<local>/mirrors.json`: name prefixes sent to other sites or local folders."""
     return local_config / "mirrors.json"
@@ -107,6 +113,11 @@ def pods_dir(data_dir: Path) -> Path:
 def pod_state_dir(data_dir: Path, state: str) -> Path:
     """`<dir>/pods/<state>`: the pods in one state."""
     return pods_dir(data_dir) / state
+
+
+def network_leases_dir(data_dir: Path, network: str) -> Path:
+    """`<dir>/networks/<name>`: the address leases of one network (host-local IPAM)."""
+    return data_dir / "networks" / network
 
 
 def audit_log_path(data_dir: Path) -> Path:

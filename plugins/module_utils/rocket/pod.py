@@ -74,6 +74,16 @@ class PodFiles:
     def status(self) -> Path:
         return self.root / "status.json"
 
+    @property
+    def network(self) -> Path:
+        """What the pod's networks became: interfaces, addresses, ports (written by the supervisor)."""
+        return self.root / "net.json"
+
+    @property
+    def etc(self) -> Path:
+        """The pod's generated `hosts` and `resolv.conf`, bound into each app's /etc."""
+        return self.root / "etc"
+
     def app_dir(self, app: str) -> Path:
         return self.root / "apps" / app
 

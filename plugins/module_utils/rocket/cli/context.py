@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import FrozenSet, Optional
+from typing import FrozenSet, List, Optional
 
 from ..errors import UsageError
 from ..limits import ImportLimits
@@ -53,6 +53,10 @@ class Context:
         if self._store is None:
             self._store = Store(self.data_dir, limits=self.limits)
         return self._store
+
+    def config_dirs(self) -> List[Path]:
+        """The config folders, the local one first (it wins)."""
+        return [self.local_config, self.system_config]
 
     def close(self) -> None:
         if self._store is not None:

@@ -1,4 +1,4 @@
-"""`rocket list`: every pod with its state and apps."""
+"""`rocket list`: every pod with its state, apps and network addresses."""
 
 from __future__ import annotations
 
@@ -37,7 +37,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     pod["state"] if first else "",
                     human_time(pod["created"]) if first and pod["created"] else "",
                     human_time(pod["started"]) if first and pod["started"] else "",
+                    ",".join(f"{n['name']}:{n['address'].split('/')[0]}" for n in pod["networks"]) if first else "",
                 ]
             )
-    print_table(["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED"], rows, legend=not args.no_legend)
+    print_table(
+        ["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"], rows, legend=not args.no_legend
+    )
     return 0

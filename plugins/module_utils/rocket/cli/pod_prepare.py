@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     manifest, options = pod_from_flags(args, ctx)
-    pod = prepare(ctx.store(), manifest, options, insecure_image="image" in ctx.insecure)
+    pod = prepare(ctx.store(), manifest, options, insecure_image="image" in ctx.insecure, config_dirs=ctx.config_dirs())
     save_uuid(args, pod.uuid)
     print(pod.uuid)
     return 0

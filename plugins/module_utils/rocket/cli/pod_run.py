@@ -20,7 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     manifest, options = pod_from_flags(args, ctx)
-    pod = prepare(ctx.store(), manifest, options, insecure_image="image" in ctx.insecure, durable=False)
+    pod = prepare(
+        ctx.store(),
+        manifest,
+        options,
+        insecure_image="image" in ctx.insecure,
+        durable=False,
+        config_dirs=ctx.config_dirs(),
+    )
     save_uuid(args, pod.uuid)
     ctx.close()  # the store's sqlite handle must not live on in the supervisor
     if args.detach:

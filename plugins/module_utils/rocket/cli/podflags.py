@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from ..errors import ManifestError, NotFoundError, UsageError
-from ..lifecycle import FLAVORS, NET_MODES, RESTART_POLICIES, PodOptions
+from ..lifecycle import FLAVORS, RESTART_POLICIES, PodOptions
 from ..manifest import load_pod_manifest
+from ..net.dns import options_from_flags
 from ..podspec import AppRequest, build_pod_manifest, parse_app_section, volume_from_flag
 from .context import Context
 
@@ -22,7 +24,26 @@ def add_pod_flags(parser: argparse.ArgumentParser) -> None:
         "--flavor", choices=FLAVORS, default="ns", help="isolation: ns (namespaces, the default) or fly (chroot only)"
     )
     parser.add_argument("--restart", choices=RESTART_POLICIES, default="no", help="restart policy (default no)")
-    parser.add_argument("--net", choices=NET_MODES, default="none", help="network (default none: loopback only)")
+    parser.add_argument(
+        "--net",
+        default="default",
+        help="default (the default: rocket0, 172.16.28.0/24), none (loopback only), host, or net.d names: "
+        "a,b or name:IP=ADDRESS",
+    )
+    parser.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="NAME:[HOSTIP:]HOSTPORT",
+        help="forward a host port to a pod port",
+    )
+    parser.add_argument("--dns", action="append", default=[], help="a name server, host, or none (repeatable)")
+    parser.add_argument("--dns-search", action="append", default=[], help="a DNS search domain (repeatable)")
+    parser.add_argument("--dns-opt", action="append", default=[], help="a resolv.conf option (repeatable)")
+    parser.add_argument("--dns-domain", default="", help="the resolv.conf domain")
+    parser.add_argument(
+        "--hosts-entry", action="append", default=[], metavar="IP=HOST|host", help="an /etc/hosts line, or host's own"
+    )
     parser.add_argument("--uuid-file-save", help="write the pod's UUID to this file")
     parser.add_argument("--stop-timeout", type=float, default=10.0, help="seconds between TERM and KILL")
     parser.add_argument("--pull-policy", choices=("new", "update", "never"), default="new")
@@ -35,6 +56,26 @@ def _seccomp_flags(requests: List[AppRequest], manifest: Dict[str, Any]) -> Dict
         for request, app in zip(requests, manifest["apps"])
         if request.one("seccomp")
     }
+
+
+def port_from_flag(value: str) -> Dict[str, Any]:
+    """`--port=NAME:[HOSTIP:]HOSTPORT` as a pod manifest `ports` entry."""
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise UsageError(f"--port={value}: expected NAME:[HOSTIP:]HOSTPORT", hint="e.g. --port=http:8080")
+    try:
+        host_port = int(parts[-1])
+    except ValueError:
+        host_port = 0
+    if not 1 <= host_port <= 65535:
+        raise UsageError(f"--port={value}: {parts[-1]!r} is not a port number from 1 to 65535")
+    entry: Dict[str, Any] = {"name": parts[0], "hostPort": host_port}
+    if len(parts) == 3:
+        try:
+            entry["hostIP"] = str(ipaddress.IPv4Address(parts[1]))
+        except ValueError as exc:
+            raise UsageError(f"--port={value}: {parts[1]!r} is not an IPv4 address") from exc
+    return entry
 
 
 def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, Any], PodOptions]:
@@ -68,6 +109,7 @@ def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, An
         flavor=args.flavor,
         restart=args.restart,
         net=args.net,
+        dns=options_from_flags(args.dns, args.dns_search, args.dns_opt, args.dns_domain, args.hosts_entry),
         stop_timeout=args.stop_timeout,
         interactive=bool(getattr(args, "interactive", False)),
     )
@@ -87,6 +129,7 @@ def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, An
             else:
                 store.resolve(image["id"])
         try:
+            manifest.setdefault("ports", []).extend(port_from_flag(text) for text in args.port)
             load_pod_manifest(json.dumps(manifest).encode(), where=args.pod_manifest, reified=True)
         except ManifestError as exc:
             raise UsageError(exc.message) from exc
@@ -102,6 +145,8 @@ def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, An
         )
     volumes = [volume_from_flag(text) for text in args.volume]
     manifest = build_pod_manifest(requests, resolved, volumes=volumes)
+    if args.port:
+        manifest["ports"] = [port_from_flag(text) for text in args.port]
     options.seccomp = _seccomp_flags(requests, manifest)
     return manifest, options
 

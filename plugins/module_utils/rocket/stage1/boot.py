@@ -7,12 +7,14 @@ records are wired in one place, and the supervisor itself stays a loop over proc
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 from ..audit import AuditLog
 from ..errors import RocketError
+from ..net.attach import PodNetwork
 from ..paths import audit_log_path, hmac_key_path
 from ..pod import PodFiles
 from .flavor import flavor_named
@@ -42,6 +44,17 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
         cgroup = None
     plan = build_plan(files, uuid, metadata_url=metadata_url("127.0.0.1", METADATA_PORT, token), cgroup=cgroup)
     with_metadata = flavor_named(plan.flavor).metadata_service
+    listener = None
+    if with_metadata and not plan.private_network:
+        # On the host's network the well-known port would be shared by every such pod: each gets its own.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        url = metadata_url("127.0.0.1", listener.getsockname()[1], token)
+        for run in plan.run.apps:
+            for launch in (run.main, run.pre_start, run.post_stop):
+                if launch is not None:
+                    launch.env["AC_METADATA_URL"] = url
     if not with_metadata:
         for run in plan.run.apps:
             for launch in (run.main, run.pre_start, run.post_stop):
@@ -86,6 +99,8 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
             lock_fd=lock_fd,
             foreground=foreground,
             metadata=start_metadata_service if with_metadata else None,
+            metadata_listener=listener,
+            network=PodNetwork(files, uuid, data_dir, plan.runtime),
             ready_fd=ready_fd,
             sysctls=plan.sysctls,
             flavor=plan.flavor,
@@ -124,6 +139,8 @@ def take_lock(pod_path: Path, *, timeout: float = 10.0) -> int:
 def main(argv: List[str]) -> None:
     """The detached supervisor process."""
     pod_path = Path(argv[0])
+    if "--python-path" in argv:
+        sys.path.append(argv[argv.index("--python-path") + 1])
     lock_fd = take_lock(pod_path) if "--take-lock" in argv else int(argv[argv.index("--lock-fd") + 1])
     ready_fd = int(argv[argv.index("--ready-fd") + 1]) if "--ready-fd" in argv else None
     # Under systemd (INVOCATION_ID is set for units) the apps' output goes to the journal too.

@@ -57,6 +57,7 @@ class PodPlan:
     image_manifests: Dict[str, bytes] = field(default_factory=dict)
     image_ids: Dict[str, str] = field(default_factory=dict)
     manifest_bytes: bytes = b""
+    runtime: Dict[str, Any] = field(default_factory=dict)
 
 
 def _isolator_map(items: Optional[List[Dict[str, Any]]]) -> Dict[str, Any]:
@@ -113,6 +114,17 @@ def _volumes(
     return mounts
 
 
+def _etc_files(files: PodFiles, runtime: Dict[str, Any]) -> List[VolumeMount]:
+    """The pod's hosts (always) and resolv.conf (unless the image keeps its own), bound read-only."""
+    from ..net.dns import DnsOptions, manages_resolv_conf
+
+    mounts = [VolumeMount(str(files.etc / "hosts"), "/etc/hosts", read_only=True, recursive=False)]
+    network = str(runtime.get("net_mode") or runtime.get("net") or "none")
+    if manages_resolv_conf(DnsOptions.from_json(runtime.get("dns")), network=network):
+        mounts.append(VolumeMount(str(files.etc / "resolv.conf"), "/etc/resolv.conf", read_only=True, recursive=False))
+    return mounts
+
+
 def _launch(
     app: str,
     argv: List[str],
@@ -141,10 +153,11 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
         run=PodRun(apps=[], restart=runtime.get("restart", "no"), stop_timeout=float(runtime.get("stop_timeout", 10))),
         uuid=uuid,
         hostname=runtime.get("hostname") or f"rocket-{uuid}",
-        private_network=runtime.get("net", "none") != "host",
+        private_network=(runtime.get("net_mode") or runtime.get("net", "none")) != "host",
         interactive=bool(runtime.get("interactive")),
         flavor=runtime.get("flavor", "ns"),
         manifest_bytes=manifest_bytes,
+        runtime=runtime,
     )
     flavor = flavor_named(plan.flavor)
     plan.private_network = flavor.private_network(plan.private_network)
@@ -206,6 +219,9 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
         identity = Identity(uid=uid, gid=gid, groups=groups)
         env = _environment(app, name, metadata_url)
         workdir = app.get("workingDirectory") or "/"
+        volumes = _volumes(files, manifest, entry, app)
+        if not flavor.host_view:
+            volumes += _etc_files(files, runtime)
         root = RootPlan(
             app=name,
             lower=str(lower),
@@ -213,7 +229,7 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
             work=str(files.app_work(name)),
             root=str(files.app_rootfs(name)),
             read_only=bool(entry.get("readOnlyRootFS")),
-            volumes=_volumes(files, manifest, entry, app),
+            volumes=volumes,
             console=os.ttyname(0) if plan.interactive and os.isatty(0) else None,
             host_view=flavor.host_view,
         )

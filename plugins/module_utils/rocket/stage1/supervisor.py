@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ..fileio import atomic_write
+from ..net.attach import PodNetwork
 from ..pod import PodFiles
 from . import linux
 from .flavor import flavor_named
@@ -147,13 +148,63 @@ def supervise(
     sysctls: Optional[Dict[str, str]] = None,
     flavor: str = "ns",
     interactive: bool = False,
+    metadata_listener: Optional[socket.socket] = None,
+    network: Optional[PodNetwork] = None,
 ) -> int:
     """Run the pod to its end under the isolation `flavor` (stage1/flavor.py); returns the exit code.
 
     The PID namespace is unshared last and apart: a process that has unshared it can start no more
     threads (the metadata service's), and a mount namespace cannot be unshared once threads run.
+    The pod's networks are set up around the unshare of the network namespace and torn down at the end,
+    also when the set-up fails half-way.
     """
     write_json(files.supervisor, {"pid": os.getpid(), "start_time": process_start_time(os.getpid())})
+    try:
+        if network is not None:
+            network.host_side()
+        return _supervise(
+            pod,
+            files,
+            hostname=hostname,
+            private_network=private_network,
+            lock_fd=lock_fd,
+            foreground=foreground,
+            metadata=metadata,
+            ready_fd=ready_fd,
+            sysctls=sysctls,
+            flavor=flavor,
+            interactive=interactive,
+            metadata_listener=metadata_listener,
+            network=network,
+        )
+    finally:
+        if network is not None:
+            # Children would be born into the pod's PID namespace, which died with its init: back to ours.
+            own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.setns(own, linux.CLONE_NEWPID)
+            finally:
+                os.close(own)
+            for problem in network.teardown():
+                sys.stderr.write(f"rocket: warning: pod network teardown: {problem}\n")
+
+
+def _supervise(
+    pod: PodRun,
+    files: PodFiles,
+    *,
+    hostname: str,
+    private_network: bool,
+    lock_fd: int,
+    foreground: bool,
+    metadata: Optional[Callable[[], Any]],
+    ready_fd: Optional[int],
+    sysctls: Optional[Dict[str, str]],
+    flavor: str,
+    interactive: bool,
+    metadata_listener: Optional[socket.socket],
+    network: Optional[PodNetwork],
+) -> int:
     pipes: Dict[str, int] = {}
     for app in pod.apps:
         if interactive:
@@ -170,11 +221,13 @@ def supervise(
         linux.sethostname(hostname)
     if not isolation.pid_namespace:
         linux.set_child_subreaper()  # init is not PID 1 then, but must still reap the apps' orphans
-    listener: Optional[socket.socket] = None
+    listener: Optional[socket.socket] = metadata_listener
     if private_network:
         bring_up_loopback()
+    if network is not None:
+        network.pod_side()
     apply_sysctls(sysctls or {}, private_network=private_network)
-    if metadata is not None:
+    if metadata is not None and listener is None:
         # Listening before the apps start: early requests wait in the backlog until the thread serves.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
