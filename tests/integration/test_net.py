@@ -168,6 +168,8 @@ def test_default_network_joins_rocket0_and_reaches_another_pod(rocket: Rocket) -
         assert status["networks"][0]["ifname"] == "eth0" and status["networks"][0]["gateway"] == "172.16.28.1"
         listing = rocket("list").stdout
         assert f"default:{address}" in listing
+        assert "network_check=ok" in rocket("status", "--check-network", server).stdout
+        assert f"networks=default:eth0:{address}/24" in rocket("status", server).stdout
     finally:
         rocket("stop", server)
     assert rocket.status(server)["networks"] == []  # released at stop
@@ -332,6 +334,11 @@ def test_a_type_that_is_not_built_in_runs_the_cni_plugin(rocket: Rocket, net_d: 
             assert "10.216.0.42/24" in out
             cni_leases = rocket.data / "networks" / "mac" / "cni" / "mac"
             assert (cni_leases / "10.216.0.42").exists()  # CNI's host-local kept its lease under --dir
+            assert "network_check=ok" in rocket("status", "--check-network", uuid).stdout  # CNI CHECK
+            supervisor = rocket.status(uuid)["pid"]
+            subprocess.run(["nsenter", f"--net=/proc/{supervisor}/ns/net", "ip", "addr", "flush", "dev", "eth0"])
+            broken = rocket("status", "--check-network", uuid, check=False)
+            assert broken.returncode == 254 and "CNI plugin macvlan failed CHECK" in broken.stderr
         finally:
             rocket("stop", uuid)
         assert not (cni_leases / "10.216.0.42").exists()  # DEL gave it back

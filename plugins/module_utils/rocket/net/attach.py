@@ -344,6 +344,35 @@ class PodNetwork:
         return problems
 
 
+def check(files: PodFiles, uuid: str, pid: int) -> List[str]:
+    """Whether a running pod's networks are still as they were set up: CNI CHECK for plugin networks
+    (in the namespace of the supervisor `pid`), the host end of each veth for built-in ones."""
+    try:
+        record = json.loads(files.network.read_bytes())
+    except (OSError, ValueError):
+        return []
+    problems: List[str] = []
+    for entry in record.get("networks") or []:
+        if entry.get("type") in ("bridge", "ptp") and "conf" not in entry:
+            if not os.path.exists(f"/sys/class/net/{entry['host_interface']}"):
+                problems.append(
+                    f"network {entry['name']}: the host end {entry['host_interface']} of {entry['ifname']} is gone"
+                )
+            continue
+        try:
+            cni.invoke(
+                "CHECK",
+                entry["conf"],
+                container_id=uuid,
+                netns=f"/proc/{pid}/ns/net",
+                ifname=entry["ifname"],
+                prev_result=entry.get("result"),
+            )
+        except RocketError as exc:
+            problems.append(exc.message)
+    return problems
+
+
 def release(
     files: PodFiles,
     uuid: str,
