@@ -94,6 +94,21 @@ class ImageIndex:
                 hint="check the permissions of --dir; if the file is damaged, move it away and re-fetch images",
             ) from exc
 
+    @classmethod
+    def read_only(cls, path: Path) -> ImageIndex:
+        """The index opened for reading, writing nothing at all, not even sqlite's -shm (check mode):
+        sqlite's immutable mode, which also takes no locks, so a read may race a concurrent import."""
+        from urllib.parse import quote
+
+        index = cls.__new__(cls)
+        index.path = path
+        try:
+            index._db = sqlite3.connect(f"file:{quote(str(path))}?immutable=1", uri=True, isolation_level=None)
+            index._db.row_factory = sqlite3.Row
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the image index {path}: {exc}") from exc
+        return index
+
     def close(self) -> None:
         self._db.close()
 

@@ -199,7 +199,9 @@ def supervisor_launcher() -> str:
     return "systemd" if os.path.isdir("/run/systemd/system") and shutil.which("systemd-run") else "setsid"
 
 
-def supervisor_command(pod: Pod, *, lock_fd: Optional[int], ready_fd: Optional[int], foreground: bool) -> List[str]:
+def supervisor_command(
+    pod: Pod, *, lock_fd: Optional[int], ready_fd: Optional[int], foreground: bool, engine: Optional[str] = None
+) -> List[str]:
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     command = [
         python,
@@ -207,7 +209,7 @@ def supervisor_command(pod: Pod, *, lock_fd: Optional[int], ready_fd: Optional[i
         "-S",
         "-c",
         "import sys; sys.path.insert(0, sys.argv[1]); from rocket.stage1.boot import main; main(sys.argv[2:])",
-        engine_root(),
+        engine or engine_root(),
         str(pod.path),
     ]
     if pod.runtime().get("net_mode") == "pod":
@@ -224,8 +226,12 @@ def supervisor_command(pod: Pod, *, lock_fd: Optional[int], ready_fd: Optional[i
     return command
 
 
-def start(pod: Pod, *, detach: bool) -> int:
-    """prepared -> run, and start the supervisor; returns the exit code (foreground) or 0 once running."""
+def start(pod: Pod, *, detach: bool, engine: Optional[str] = None) -> int:
+    """prepared -> run, and start the supervisor; returns the exit code (foreground) or 0 once running.
+
+    `engine` is the folder holding the `rocket` package a detached supervisor runs from (default:
+    this process's own); the modules give an installed engine copy (engine_copy.py).
+    """
     if pod.state != PREPARED:
         raise PodStateError(f"pod {pod.uuid} is {pod.display_state()}, not prepared", hint="prepare a new pod")
     pod.lock()
@@ -240,9 +246,9 @@ def start(pod: Pod, *, detach: bool) -> int:
 
         return run_supervisor(pod.path, lock_fd=lock_fd, ready_fd=None, foreground=True)
     if supervisor_launcher() == "systemd":
-        return _start_unit(pod)
+        return _start_unit(pod, engine)
     read_end, write_end = os.pipe()
-    command = supervisor_command(pod, lock_fd=lock_fd, ready_fd=write_end, foreground=False)
+    command = supervisor_command(pod, lock_fd=lock_fd, ready_fd=write_end, foreground=False, engine=engine)
     with open(os.devnull, "rb") as null_in, open(pod.path / "supervisor.log", "ab") as log:
         process = subprocess.Popen(
             command, stdin=null_in, stdout=log, stderr=log, pass_fds=(lock_fd, write_end), start_new_session=True
@@ -262,7 +268,7 @@ def start(pod: Pod, *, detach: bool) -> int:
     return 0
 
 
-def _start_unit(pod: Pod) -> int:
+def _start_unit(pod: Pod, engine: Optional[str]) -> int:
     """Start the supervisor as a transient systemd unit, which takes the pod's lock over from us.
 
     A unit cannot inherit our descriptor, so the lock is handed over: a `handover` file marks the pod as
@@ -281,7 +287,7 @@ def _start_unit(pod: Pod) -> int:
         "--property=Delegate=yes",
         "--property=KillMode=mixed",
         "--",
-        *supervisor_command(pod, lock_fd=None, ready_fd=None, foreground=False),
+        *supervisor_command(pod, lock_fd=None, ready_fd=None, foreground=False, engine=engine),
     ]
     pod.unlock()
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)

@@ -40,6 +40,7 @@ TOP_LEVEL_VERBS = {
     "export": "pod_export",
     "version": "version",
     "config": "config",
+    "boot": "boot",
 }
 IMAGE_VERBS = {
     "list": "image_list",
@@ -184,14 +185,14 @@ def make_context(args: argparse.Namespace) -> Context:
 
 
 def _report(exc: RocketError, *, debug: bool) -> None:
-    print(f"rocket: {exc.message}", file=sys.stderr)
+    sys.stderr.write(f"rocket: {exc.message}\n")
     if exc.hint:
-        print(f"rocket: hint: {exc.hint}", file=sys.stderr)
+        sys.stderr.write(f"rocket: hint: {exc.hint}\n")
     cause = exc.__cause__
     while cause is not None and cause.__cause__ is not None:
         cause = cause.__cause__
     if cause is not None and not debug:
-        print(f"rocket: cause: {cause}", file=sys.stderr)
+        sys.stderr.write(f"rocket: cause: {cause}\n")
     if debug:
         import traceback
 
@@ -218,7 +219,7 @@ def run(argv: Optional[List[str]] = None) -> int:
         _report(exc, debug=debug)
         return EXIT_ENGINE_ERROR
     except KeyboardInterrupt:
-        print("rocket: interrupted", file=sys.stderr)
+        sys.stderr.write("rocket: interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
