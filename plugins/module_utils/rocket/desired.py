@@ -259,8 +259,8 @@ class Converger:
     """Makes declared pods real on one host; `check=True` only says what it would do.
 
     `resolve(reference, check)` turns an image reference into an image ID (fetching, with trust, when
-    not in check mode; None in check mode if it would have to fetch); `start_engine` is the folder the
-    supervisors run from (an installed engine copy for the modules).
+    not in check mode; None in check mode if it would have to fetch); `engine()` gives the folder the
+    supervisors run from, asked only when a pod starts (the modules install their engine copy then).
     """
 
     def __init__(
@@ -269,14 +269,14 @@ class Converger:
         *,
         resolve: Callable[[str, bool], Optional[str]],
         check: bool = False,
-        engine_root: Optional[str] = None,
+        engine: Optional[Callable[[], Optional[str]]] = None,
         insecure_image: bool = False,
     ) -> None:
         self.ctx = ctx
         self.data_dir = Path(ctx.data_dir)
         self.resolve = resolve
         self.check = check
-        self.engine_root = engine_root
+        self.engine = engine
         self.insecure_image = insecure_image
         self._managed: Optional[Dict[str, List[Pod]]] = None
 
@@ -415,7 +415,7 @@ class Converger:
             config_dirs=self.ctx.config_dirs(),
         )
         try:
-            start(pod, detach=True, engine=self.engine_root)
+            start(pod, detach=True, engine=self.engine() if self.engine is not None else None)
         except RocketError:
             from .lifecycle import remove
 
@@ -433,7 +433,7 @@ def recorded_ids(recorded: Dict[str, str]) -> Callable[[str, bool], Optional[str
     return resolve
 
 
-def boot(ctx: Any, *, engine_root: Optional[str] = None) -> List[Outcome]:
+def boot(ctx: Any) -> List[Outcome]:
     """Start again, from their records, the declared pods that should run and do not (a boot service).
 
     Images are taken from the store by the IDs recorded: a boot never fetches.
@@ -449,7 +449,6 @@ def boot(ctx: Any, *, engine_root: Optional[str] = None) -> List[Outcome]:
         converger = Converger(
             ctx,
             resolve=recorded_ids(recorded),
-            engine_root=engine_root,
             insecure_image=bool(record.get("insecure_image")),
         )
         try:

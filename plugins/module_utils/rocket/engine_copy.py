@@ -13,29 +13,46 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
+
+from .errors import StoreError
 
 DEFAULT_BASE = Path("/usr/lib/rocket/engine")
 PACKAGE = Path(__file__).resolve().parent
 
 
-def engine_files(package: Path = PACKAGE) -> List[Tuple[str, Path]]:
-    """Every Python file of the engine package, by path relative to it, in a stable order."""
-    found = []
+def _zip_of(package: Path) -> Optional[Tuple[Path, str]]:
+    """(archive, member prefix) when the package is imported from a zip, as in Ansible's AnsiballZ payload."""
+    for parent in package.parents:
+        if parent.is_file() and zipfile.is_zipfile(parent):
+            return parent, str(package.relative_to(parent)).replace(os.sep, "/") + "/"
+    return None
+
+
+def engine_files(package: Path = PACKAGE) -> List[Tuple[str, bytes]]:
+    """Every Python file of the engine package with its content, by path relative to it, in a stable order."""
+    found: List[Tuple[str, bytes]] = []
+    archive = _zip_of(package)
+    if archive is not None:
+        with zipfile.ZipFile(archive[0]) as payload:
+            for member in sorted(payload.namelist()):
+                if member.startswith(archive[1]) and member.endswith(".py"):
+                    found.append((member[len(archive[1]) :], payload.read(member)))
+        return found
     for folder, dirs, files in os.walk(package):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
             if name.endswith(".py"):
                 path = Path(folder) / name
-                found.append((str(path.relative_to(package)), path))
+                found.append((str(path.relative_to(package)), path.read_bytes()))
     return found
 
 
-def engine_digest(package: Path = PACKAGE) -> str:
+def engine_digest(files: Optional[List[Tuple[str, bytes]]] = None) -> str:
     digest = hashlib.sha256()
-    for relative, path in engine_files(package):
-        data = path.read_bytes()
+    for relative, data in engine_files() if files is None else files:
         digest.update(f"{relative}\0{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()
@@ -43,16 +60,19 @@ def engine_digest(package: Path = PACKAGE) -> str:
 
 def install_engine(base: Path = DEFAULT_BASE, package: Path = PACKAGE) -> Tuple[str, bool]:
     """The folder to put on a supervisor's sys.path (holding `rocket/`), and whether it was new."""
-    target = base / engine_digest(package)[:32]
+    files = engine_files(package)
+    if not any(relative == "__init__.py" for relative, _ in files):
+        raise StoreError(f"cannot find the engine's files in {package}", hint="reinstall the collection")
+    target = base / engine_digest(files)[:32]
     if (target / "rocket" / "__init__.py").exists():
         return str(target), False
     base.mkdir(parents=True, exist_ok=True, mode=0o755)
     scratch = Path(tempfile.mkdtemp(prefix=".install-", dir=base))
     try:
-        for relative, path in engine_files(package):
+        for relative, data in files:
             destination = scratch / "rocket" / relative
             destination.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            shutil.copyfile(path, destination)
+            destination.write_bytes(data)
             os.chmod(destination, 0o644)
         os.chmod(scratch, 0o755)
         try:
