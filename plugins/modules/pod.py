@@ -100,7 +100,8 @@ options:
     description: Pod annotations (names are AC identifiers).
     type: dict
   pull_policy:
-    description: V(new) fetches only images the store lacks; V(update) asks the server every time; V(never) uses the store.
+    description:
+      - V(new) fetches only images the store lacks; V(update) asks the server every time; V(never) uses the store.
     type: str
     choices: [new, update, never]
     default: new
