@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .errors import StoreError
+from .ship import every_module  # noqa: F401 (makes Ansible pack the whole engine into a module's payload)
 
 DEFAULT_BASE = Path("/usr/lib/rocket/engine")
 PACKAGE = Path(__file__).resolve().parent
