@@ -23,4 +23,8 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+# ansible.cfg finds the collection here: this checkout as appc.rocket (a link made here, never tracked:
+# ansible-test sanity refuses symlinks to folders).
+mkdir -p .collections/ansible_collections/appc
+ln -sfn ../../.. .collections/ansible_collections/appc/rocket
 echo "setup: ok ($(.venv/bin/rocket version | head -n 1))"

@@ -17,3 +17,10 @@ for old in /usr/bin/python3.9 "$(pyenv root 2>/dev/null || echo /nonexistent)"/v
 done
 echo "== pytest"
 python -m pytest -q -p no:cacheprovider "$@"
+# ---- Ansible gates (issue 6): ansible-test sanity, ansible-lint production, galaxy build+install, ansible-doc.
+# About 1-4 minutes (the first run builds ansible-test's environments under .build/). ROCKET_SKIP_ANSIBLE_CHECKS=1
+# skips it, e.g. while iterating on one test file.
+if [[ ${ROCKET_SKIP_ANSIBLE_CHECKS:-} != 1 ]]; then
+    echo "== ansible checks"
+    bash scripts/ansible-checks.sh
+fi

@@ -2,4 +2,6 @@
 
 from .cli.main import main
 
-main()
+# Guarded so that importing the package's modules one by one (ansible-test's import check) runs nothing.
+if __name__ == "__main__":
+    main()

@@ -57,12 +57,7 @@ def build_image(
     """Write `output` from `source`/manifest and `source`/rootfs; returns the image ID."""
     if compression not in COMPRESSIONS:
         raise UsageError(f"unknown compression {compression!r}", hint="use one of: " + ", ".join(COMPRESSIONS))
-    manifest_path = source / "manifest"
-    rootfs = source / "rootfs"
-    if not manifest_path.is_file() or manifest_path.is_symlink():
-        raise UsageError(f"{source} has no regular file 'manifest'", hint="put the image manifest at DIR/manifest")
-    if not rootfs.is_dir() or rootfs.is_symlink():
-        raise UsageError(f"{source} has no folder 'rootfs'", hint="put the image's files under DIR/rootfs/")
+    manifest_path, _rootfs = _check_source(source)
     if output.exists() and not overwrite:
         raise UsageError(f"{output} exists", hint="remove it or pass --overwrite")
     manifest = load_image_manifest(manifest_path.read_bytes(), where=str(manifest_path))
@@ -81,6 +76,36 @@ def build_image(
     return BuildResult(
         image_id="sha512-" + hasher.digest.hexdigest(), name=str(manifest["name"]), entries=entries, warnings=warnings
     )
+
+
+def build_id(source: Path, *, source_date_epoch: Optional[int] = None) -> str:
+    """The image ID that build_image would give `source` now, computed without writing anything."""
+    manifest_path, _rootfs = _check_source(source)
+    load_image_manifest(manifest_path.read_bytes(), where=str(manifest_path))
+    hasher = _HashingWriter(_NullSink())  # type: ignore[arg-type]
+    _write_tar(source, hasher, source_date_epoch, [])
+    return "sha512-" + hasher.digest.hexdigest()
+
+
+class _NullSink:
+    """Swallows the tar bytes: build_id only needs their hash."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+def _check_source(source: Path) -> Tuple[Path, Path]:
+    """The folder's `manifest` and `rootfs/`, or UsageError saying which is missing."""
+    manifest_path = source / "manifest"
+    rootfs = source / "rootfs"
+    if not manifest_path.is_file() or manifest_path.is_symlink():
+        raise UsageError(f"{source} has no regular file 'manifest'", hint="put the image manifest at DIR/manifest")
+    if not rootfs.is_dir() or rootfs.is_symlink():
+        raise UsageError(f"{source} has no folder 'rootfs'", hint="put the image's files under DIR/rootfs/")
+    return manifest_path, rootfs
 
 
 def _write_tar(source: Path, out: _HashingWriter, epoch: Optional[int], warnings: List[str]) -> int:

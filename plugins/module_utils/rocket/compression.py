@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
-from typing import BinaryIO
+import os
+from typing import BinaryIO, Tuple
 
 from .errors import ImageError
 
@@ -51,6 +53,30 @@ def open_tar_stream(raw: BinaryIO) -> tuple[BinaryIO, str]:
     if kind == "xz":
         return lzma.LZMAFile(buffered, mode="rb"), kind  # type: ignore[return-value]
     return buffered, kind
+
+
+def archive_image_id(path: os.PathLike[str] | str) -> Tuple[str, str]:
+    """The image ID (SHA-512 of the uncompressed tar) of an archive file and its compression; reads only.
+
+    An OpenPGP-encrypted archive has no ID until decrypted: ImageError (rule `encrypted`).
+    """
+    try:
+        with open(path, "rb", buffering=0) as raw:
+            buffered = io.BufferedReader(raw, BUFFER_SIZE)  # type: ignore[arg-type]
+            head = buffered.peek(8)[:8]
+            # As decrypt.is_encrypted: xz's magic also has the top bit set, an OpenPGP tag otherwise.
+            if head and head[0] in OPENPGP_TAGS and not head.startswith((GZIP_MAGIC, BZIP2_MAGIC, XZ_MAGIC)):
+                raise ImageError(f"{path} is encrypted: its image ID is known only once decrypted", rule="encrypted")
+            stream, kind = open_tar_stream(buffered)  # type: ignore[arg-type]
+            digest = hashlib.sha512()
+            try:
+                for block in iter(lambda: stream.read(BUFFER_SIZE), b""):
+                    digest.update(block)
+            except DECOMPRESSION_ERRORS as exc:
+                raise ImageError(f"{path} is not a readable {kind} archive: {exc}", rule="compression") from exc
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror}", hint="check the path", rule="io") from exc
+    return "sha512-" + digest.hexdigest(), kind
 
 
 # What the decompressors raise on a corrupt stream; the tar reader turns these into ImageError.

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from .audit import AuditLog
-from .compression import open_tar_stream
+from .compression import archive_image_id, open_tar_stream
 from .decrypt import Decryptor, is_encrypted
 from .errors import FetchError, ImageError, NotFoundError, RocketError, TrustError, UsageError
 from .extract import peek_manifest
@@ -88,11 +88,78 @@ class FetchResult:
 
 def version_key(version: str) -> Tuple[Tuple[int, object], ...]:
     """Order versions like `1.10.0` > `1.9.2` > `1.9.2-rc1`: numbers numerically, words alphabetically."""
-    main, _, pre = version.partition("-")
+    main, _dash, pre = version.partition("-")
     parts: List[Tuple[int, object]] = [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+_]", main) if p]
     # A pre-release sorts before its release: mark the release with a high final element.
     parts.append((2, "") if not pre else (1, pre))
     return tuple(parts)
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """What a fetch would do, judged without a download: `record` is the stored image it would settle on
+    (None: it would download and import), `asks_server` whether it would still ask the server for a newer
+    one (pull policy `update`, or a download record past its max-age), which only the real fetch can tell."""
+
+    record: Optional[ImageRecord]
+    asks_server: bool
+
+
+def plan_fetch(store: Optional[Store], text: str, *, pull_policy: str = "new") -> FetchPlan:
+    """Judge `Fetcher.fetch(text)` from the store's index and download records only: no network, no writes.
+
+    `store` None stands for a data directory that has no store yet. A file is hashed (read only) to find
+    its image ID; an encrypted file cannot be, so it counts as one to import.
+    """
+    if pull_policy not in PULL_POLICIES:
+        raise UsageError(f"unknown pull policy {pull_policy!r}", hint="use new, update or never")
+    request = parse_request(text)
+    if request.kind == "name":
+        best = _best_stored(store, request, None) if store is not None else None
+        if best is None and pull_policy == "never":
+            raise _not_stored(request)
+        return FetchPlan(best, asks_server=best is None or pull_policy == "update")
+    if request.kind == "url":
+        if store is None or not store.paths.downloads.is_dir():
+            return FetchPlan(None, asks_server=True)
+        remembered = DownloadCache(store.paths.downloads, store.paths.locks).record(request.text)
+        cached = store.index.get(remembered["image"]) if remembered.get("image") else None
+        if cached is None:
+            return FetchPlan(None, asks_server=True)
+        max_age = remembered.get("max_age")
+        fresh = max_age is not None and time.time() < remembered.get("fetched", 0) + max_age
+        return FetchPlan(cached, asks_server=pull_policy == "update" and not fresh)
+    if not Path(request.text).is_file():
+        raise UsageError(f"{request.text}: no such image file", hint="check the path", image=request.text)
+    try:
+        image_id, _compression = archive_image_id(request.text)
+    except ImageError as exc:
+        if exc.rule != "encrypted":
+            raise
+        return FetchPlan(None, asks_server=False)
+    return FetchPlan(store.index.get(image_id) if store is not None else None, asks_server=False)
+
+
+def _best_stored(store: Store, request: ImageRequest, expected_id: Optional[str]) -> Optional[ImageRecord]:
+    """The newest stored image (highest version, then latest import) that matches a name request."""
+    if expected_id is not None:
+        record = store.index.get(expected_id)
+        matches = [record] if record is not None else []
+    else:
+        matches = [
+            r for r in store.index.by_name(request.name) if all(r.labels.get(k) == v for k, v in request.labels.items())
+        ]
+    if not matches:
+        return None
+    return max(matches, key=lambda r: (version_key(r.version), r.import_time))
+
+
+def _not_stored(request: ImageRequest) -> NotFoundError:
+    return NotFoundError(
+        f"{request.text} is not in the store and the pull policy is never",
+        hint="fetch it with --pull-policy=new",
+        reference=request.text,
+    )
 
 
 class DownloadCache:
@@ -229,24 +296,11 @@ class Fetcher:
         """For `new` and `never`, an image already in the store that matches the request."""
         if self.pull_policy == "update":
             return None
-        if expected_id is not None:
-            record = self.store.index.get(expected_id)
-            matches = [record] if record is not None else []
-        else:
-            matches = [
-                r
-                for r in self.store.index.by_name(request.name)
-                if all(r.labels.get(k) == v for k, v in request.labels.items())
-            ]
-        if matches:
-            best = max(matches, key=lambda r: (version_key(r.version), r.import_time))
+        best = _best_stored(self.store, request, expected_id)
+        if best is not None:
             return FetchResult(record=best, already_present=True, source="store")
         if self.pull_policy == "never":
-            raise NotFoundError(
-                f"{request.text} is not in the store and the pull policy is never",
-                hint="fetch it with --pull-policy=new",
-                reference=request.text,
-            )
+            raise _not_stored(request)
         return None
 
     # -- downloads ------------------------------------------------------------------------------
@@ -409,14 +463,14 @@ class Fetcher:
         if is_encrypted(path):
             with self.decryptor.open(path, partial=True) as plain:
                 try:
-                    stream, _ = open_tar_stream(plain)  # type: ignore[arg-type]
+                    stream, _compression = open_tar_stream(plain)  # type: ignore[arg-type]
                     data = peek_manifest(stream, limits=limits)
                 except ImageError:
                     plain.finish()  # a wrong passphrase shows up as an empty stream: say so instead
                     raise
         else:
             with open(path, "rb", buffering=0) as raw:
-                stream, _ = open_tar_stream(raw)
+                stream, _compression = open_tar_stream(raw)
                 data = peek_manifest(stream, limits=limits)
         return load_image_manifest(data, where=f"manifest of {source}")
 

@@ -43,8 +43,8 @@ from urllib.parse import unquote_to_bytes
 from .errors import RocketError
 from .fileio import atomic_write
 from .locks import FileLock
-from .metadata_token import metadata_url as metadata_url
-from .metadata_token import new_token as new_token
+from .metadata_token import metadata_url as metadata_url  # pylint: disable=unused-import,useless-import-alias
+from .metadata_token import new_token as new_token  # pylint: disable=unused-import,useless-import-alias
 from .names import AC_NAME_RE
 
 FLAVOR_HEADER = "Metadata-Flavor"
@@ -176,7 +176,7 @@ def _parse_form(body: bytes) -> Optional[Dict[str, bytes]]:
     """Fields of an application/x-www-form-urlencoded body, byte-exact; None if malformed or repeated."""
     fields: Dict[str, bytes] = {}
     for pair in body.split(b"&") if body else []:
-        name, _, value = pair.partition(b"=")
+        name, _equals, value = pair.partition(b"=")
         try:
             key = unquote_to_bytes(name.replace(b"+", b" ")).decode("ascii")
         except UnicodeDecodeError:
@@ -269,13 +269,13 @@ class MetadataService:
 
     def _loop(self) -> None:
         # serve_forever() polls for shutdown every poll_interval; a wake-up pipe stops at once, idle costs nothing.
-        server, (wake, _) = self._server, self._wake
+        server, (wake, _wake_writer) = self._server, self._wake
         if server is None:
             raise AssertionError("bug: metadata loop without a server")
         with selectors.DefaultSelector() as selector:
             selector.register(server.socket, selectors.EVENT_READ)
             selector.register(wake, selectors.EVENT_READ)
-            while not any(key.fd == wake for key, _ in selector.select()):
+            while not any(key.fd == wake for key, _events in selector.select()):
                 server.handle_request()  # accepts one connection; a thread of its own answers it
 
     def shutdown(self) -> None:
@@ -304,7 +304,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def __init__(self, sock: socket.socket, service: MetadataService) -> None:
         address = sock.getsockname()
         # Not HTTPServer.__init__: that would create and bind a socket in this thread's namespace.
-        socketserver.BaseServer.__init__(self, address, _Handler)
+        socketserver.BaseServer.__init__(self, address, _Handler)  # pylint: disable=non-parent-init-called
         self.socket = sock
         self.server_name, self.server_port = str(address[0]), int(address[1])
         self.service = service

@@ -49,7 +49,7 @@ def _crc24_table() -> List[int]:
     table = []
     for index in range(256):
         crc = index << 16
-        for _ in range(8):
+        for _bit in range(8):
             crc <<= 1
             if crc & 0x1000000:
                 crc ^= _CRC24_POLY
@@ -188,7 +188,7 @@ def _packet_spans(data: bytes) -> List[Tuple[int, int, int]]:
 
 def packet_tags(data: bytes) -> List[int]:
     """The packet tags of binary OpenPGP data, in order; TrustError if the framing is not OpenPGP."""
-    return [tag for tag, _, _ in _packet_spans(data)]
+    return [tag for tag, _start, _end in _packet_spans(data)]
 
 
 def signature_issuers(data: bytes) -> List[str]:

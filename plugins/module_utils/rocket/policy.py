@@ -33,7 +33,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from .errors import ManifestError, TrustError, UsageError
 from .fileio import atomic_write
@@ -255,3 +255,74 @@ def _read_version(path: Path) -> Optional[int]:
             path=str(path),
         )
     return int(text)
+
+
+# --- editing the deny-list (the trust module's `deny`) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class DenyListEdit:
+    """A new local policy file whose deny-list differs from the effective one; nothing is written yet."""
+
+    path: Path
+    data: bytes
+    before: FrozenSet[str]
+    after: FrozenSet[str]
+
+
+def edit_deny_list(
+    *,
+    local_config: Path,
+    system_config: Path,
+    state_dir: Path,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    exact: Optional[Iterable[str]] = None,
+) -> Optional[DenyListEdit]:
+    """The local policy with the deny-list changed and the version raised past any loaded; None if no change.
+
+    Starts from the effective policy document (local, else system, else rkt's default written out as
+    signedBy) so that only `deny` and `version` change; reads files, writes none.
+    """
+    document = _effective_document(Path(local_config), Path(system_config))
+    before = frozenset(str(value).lower() for value in document.get("deny", []))
+    if exact is not None:
+        after = frozenset(_fingerprint(value, "the request", "deny") for value in exact)
+    else:
+        added = {_fingerprint(value, "the request", "deny") for value in add}
+        removed = {_fingerprint(value, "the request", "deny") for value in remove}
+        after = frozenset((before | added) - removed)
+    if after == before:
+        return None
+    highest = _read_version(policy_version_path(Path(state_dir))) or 0
+    edited = dict(document)
+    edited["version"] = max(int(document.get("version", 0)), highest) + 1
+    edited["deny"] = sorted(after)
+    if not edited["deny"]:
+        del edited["deny"]
+    data = (json.dumps(edited, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    target = policy_path(Path(local_config))
+    parse_policy(data, source=target)  # what is written must load
+    return DenyListEdit(path=target, data=data, before=before, after=after)
+
+
+def write_policy(edit: DenyListEdit) -> None:
+    """Replace the local policy file atomically with an edit's content."""
+    edit.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    atomic_write(edit.path, edit.data, mode=0o644)
+
+
+def _effective_document(local_config: Path, system_config: Path) -> Dict[str, Any]:
+    """The JSON of the policy file in force; rkt's behaviour as a document if there is none."""
+    for config in (local_config, system_config):
+        path = policy_path(config)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise TrustError(f"cannot read trust policy {path}: {exc.strerror}", path=str(path)) from exc
+        parse_policy(data, source=path)  # refuse to build on a broken policy
+        return dict(json.loads(data.decode("utf-8")))
+    # Without a file every name needs a trusted signature; a file without "default" would reject all.
+    return {"version": RKT_POLICY.version, "default": {"type": SIGNED_BY}}

@@ -91,6 +91,19 @@ class Store:
         self.index = ImageIndex(self.paths.index_db)
         self.recover()
 
+    @classmethod
+    def read_only(cls, root: os.PathLike[str] | str, *, limits: Optional[ImportLimits] = None) -> Optional[Store]:
+        """The store seen without touching it (check mode), None if there is none yet: no folder is made, no
+        crash leftover repaired, and the index is read in sqlite's immutable mode; only look-ups work."""
+        paths = StorePaths(root)
+        if not paths.index_db.is_file():
+            return None
+        store = cls.__new__(cls)
+        store.paths = paths
+        store.limits = limits or ImportLimits()
+        store.index = ImageIndex.read_only(paths.index_db)
+        return store
+
     def close(self) -> None:
         self.index.close()
 
@@ -264,6 +277,21 @@ class Store:
             )
         return candidates[0]
 
+    def matching(self, reference: str) -> List[ImageRecord]:
+        """Every image a reference names: the one of an image ID (prefix), or each import of a name[:version]
+        whose labels match, newest import first; [] if none (an ambiguous ID prefix is still a StoreError)."""
+        from .names import parse_image_reference
+
+        text = reference.strip()
+        is_hex = len(text) >= MIN_ID_PREFIX * 2 and all(c in "0123456789abcdef" for c in text)
+        if text.startswith("sha512-") or is_hex:
+            if self.index.by_prefix(text if text.startswith("sha512-") else "sha512-" + text):
+                return [self.resolve(text)]  # one, or StoreError naming the ambiguous prefix
+            if not is_hex:
+                return []
+        name, labels = parse_image_reference(text)
+        return [r for r in self.index.by_name(name) if all(r.labels.get(k) == v for k, v in labels.items())]
+
     def manifest_bytes(self, image_id: str) -> bytes:
         """The image manifest exactly as it was in the archive."""
         try:
@@ -297,20 +325,25 @@ class Store:
 
         remove_renders_using(self, {image_id})
 
+    def unused_images(
+        self, *, grace_seconds: float, in_use: Optional[Set[str]] = None, now: Optional[float] = None
+    ) -> List[ImageRecord]:
+        """The images gc would remove: not used for longer than the grace period and not in `in_use`."""
+        cutoff = (time.time() if now is None else now) - grace_seconds
+        return [r for r in self.index.all() if r.last_used < cutoff and r.id not in (in_use or set())]
+
     def gc(self, *, grace_seconds: float, in_use: Optional[Set[str]] = None) -> List[str]:
         """Remove images not used for longer than the grace period (never those in `in_use`, the images of
         pods that still exist) and renders left without images."""
         from .render import remove_renders_using
 
-        cutoff = time.time() - grace_seconds
         removed = []
-        for record in self.index.all():
-            if record.last_used < cutoff and record.id not in (in_use or set()):
-                try:
-                    self.remove(record.id)
-                except NotFoundError:
-                    continue  # removed by a concurrent command
-                removed.append(record.id)
+        for record in self.unused_images(grace_seconds=grace_seconds, in_use=in_use):
+            try:
+                self.remove(record.id)
+            except NotFoundError:
+                continue  # removed by a concurrent command
+            removed.append(record.id)
         remove_renders_using(self, set())
         return removed
 

@@ -270,7 +270,7 @@ def _parse_pax(data: bytes, *, name: str) -> Dict[bytes, bytes]:
         record = data[space + 1 : pos + length]
         if length <= 0 or pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
             raise ImageError(f"malformed pax record near {name!r}", entry=name, rule="header")
-        key, _, value = record[:-1].partition(b"=")
+        key, _equals, value = record[:-1].partition(b"=")
         records[key] = value
         pos += length
     return records
@@ -288,7 +288,7 @@ def _pax_number(value: bytes, *, key: str, name: str) -> int:
 
 def _pax_time_ns(value: bytes, *, name: str) -> int:
     text = value.decode("ascii", "replace")
-    whole, _, frac = text.partition(".")
+    whole, _dot, frac = text.partition(".")
     try:
         seconds = int(whole)
         nanos = int((frac + "000000000")[:9]) if frac else 0

@@ -70,7 +70,7 @@ def parse_max_age(cache_control: Optional[str]) -> Optional[int]:
         return None
     max_age: Optional[int] = None
     for directive in cache_control.lower().split(","):
-        key, _, value = directive.strip().partition("=")
+        key, _equals, value = directive.strip().partition("=")
         if key in ("no-cache", "no-store"):
             return 0
         if key == "max-age" and value.strip().strip('"').isdigit():
@@ -180,7 +180,7 @@ def _origin(parts: SplitResult) -> Tuple[str, str, int]:
 
 
 def _address(text: str) -> Tuple[str, int]:
-    host, _, port = text.rpartition(":")
+    host, _colon, port = text.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"connect-to address {text!r} is not HOST:PORT", hint="write e.g. 127.0.0.1:8443")
     return host.strip("[]").lower(), int(port)
@@ -296,7 +296,7 @@ class HttpClient:
         problem = ""
         try:
             parts = urlsplit(url)
-            _ = parts.port  # raises ValueError for a port that is not a number in range
+            _port = parts.port  # raises ValueError for a port that is not a number in range
         except ValueError as exc:
             parts, problem = urlsplit(""), str(exc)
         if not problem:

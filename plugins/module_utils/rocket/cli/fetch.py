@@ -8,6 +8,7 @@ from typing import Callable, List, Optional
 
 from ..fetch import PULL_POLICIES, Fetcher, FetchResult
 from .context import Context
+from .output import say, tell
 from .progress import progress_factory
 
 
@@ -44,10 +45,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for image in args.images:
         result = fetcher.fetch(image)
         if result.decision is not None and result.decision.how != "signature":
-            print(f"rocket: warning: {image}: {result.decision.reason}", file=sys.stderr)
+            tell(f"rocket: warning: {image}: {result.decision.reason}")
         for warning in result.warnings:
-            print(f"rocket: warning: {image}: {warning}", file=sys.stderr)
+            tell(f"rocket: warning: {image}: {warning}")
         # Dependencies first, the requested image last: the last line is always the image asked for.
         for line in _lines(result, full=args.full):
-            print(line)
+            say(line)
     return 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from ..build import COMPRESSIONS, build_image
 from ..errors import UsageError
 from .context import Context
+from .output import say, tell
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +42,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         overwrite=args.overwrite,
     )
     for warning in result.warnings:
-        print(f"rocket: warning: {warning}", file=sys.stderr)
-    print(result.image_id)
+        tell(f"rocket: warning: {warning}")
+    say(result.image_id)
     return 0

@@ -8,6 +8,7 @@ import os
 from ..errors import UsageError
 from ..fileio import atomic_output
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,5 +26,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"{args.output} exists", hint="remove it or pass --overwrite")
     with atomic_output(args.output) as out:
         store.export(record.id, out)
-    print(record.id)
+    say(record.id)
     return 0

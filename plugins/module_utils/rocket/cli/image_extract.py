@@ -11,6 +11,7 @@ from ..fileio import remove_tree
 from ..render import rendered_rootfs
 from ..treecopy import merge_tree
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,5 +44,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not args.rootfs_only:
         shutil.copyfile(store.paths.image_manifest(record.id), os.path.join(destination, "manifest"))
     store.touch(record.id)
-    print(destination)
+    say(destination)
     return 0

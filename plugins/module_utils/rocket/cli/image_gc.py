@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .context import Context
+from .output import say
 from .units import parse_duration
 
 
@@ -19,5 +20,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from ..lifecycle import images_in_use
 
     for image_id in ctx.store().gc(grace_seconds=grace, in_use=images_in_use(ctx.data_dir)):
-        print(f"removed {image_id}")
+        say(f"removed {image_id}")
     return 0

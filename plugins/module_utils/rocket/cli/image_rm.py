@@ -6,6 +6,7 @@ import argparse
 
 from ..errors import StoreError
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,5 +30,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             )
     for record in records:
         store.remove(record.id)
-        print(f"removed {record.id}")
+        say(f"removed {record.id}")
     return 0

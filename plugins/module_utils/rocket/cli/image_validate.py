@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 
 from ..compression import open_tar_stream
@@ -12,6 +11,7 @@ from ..errors import UsageError
 from ..extract import extract_archive
 from ..manifest import load_any_manifest, load_image_manifest
 from .context import Context
+from .output import say, tell
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +30,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             head = raw.read(1024)
             raw.seek(0)
             if head.lstrip()[:1] == b"{":
-                kind, _ = load_any_manifest(raw.read(), where=path)
-                print(f"{path}: valid {kind}")
+                kind, _manifest = load_any_manifest(raw.read(), where=path)
+                say(f"{path}: valid {kind}")
                 continue
             stream, compression = open_tar_stream(raw)
             # The archive is really extracted (into a throw-away folder), so every rule applies as on import.
@@ -42,6 +42,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     extraction = extract_archive(stream, staging, skeleton, limits=ctx.limits)
             load_image_manifest(extraction.manifest, where=f"manifest of {path}")
         for warning in extraction.warnings:
-            print(f"rocket: warning: {path}: {warning}", file=sys.stderr)
-        print(f"{path}: valid image {extraction.image_id} ({compression})")
+            tell(f"rocket: warning: {path}: {warning}")
+        say(f"{path}: valid image {extraction.image_id} ({compression})")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,5 +19,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     records = [store.resolve(reference) for reference in args.images] if args.images else store.images()
     for record in records:
         store.verify(record.id)
-        print(f"ok {record.id}")
+        say(f"ok {record.id}")
     return 0

@@ -41,3 +41,15 @@ def human_time(timestamp: float) -> str:
 
 def add_format_flag(parser: Any) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
+
+# The CLI writes through these two, never print(): the engine is also Ansible module_utils, where
+# ansible-test forbids print (a module's stdout must be its JSON result).
+def say(line: object) -> None:
+    """One line of a command's result, on stdout."""
+    sys.stdout.write(f"{line}\n")
+
+
+def tell(line: str) -> None:
+    """One line for the operator (a warning, an error, a hint), on stderr."""
+    sys.stderr.write(f"{line}\n")

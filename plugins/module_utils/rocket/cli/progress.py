@@ -1,4 +1,4 @@
-"""A download progress bar for terminals: one line, redrawn at most ten times a second."""
+"""A download progress gauge for terminals: one line, redrawn at most ten times a second."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def progress_factory(stream: TextIO) -> Callable[[str], Optional[Progress]]:
             if total:
                 width = 30
                 filled = int(width * done / total)
-                bar = "#" * filled + "-" * (width - filled)
-                text = f"\r{label} [{bar}] {human_size(done)} / {human_size(total)}"
+                gauge = "#" * filled + "-" * (width - filled)
+                text = f"\r{label} [{gauge}] {human_size(done)} / {human_size(total)}"
             else:
                 text = f"\r{label} {human_size(done)}"
             stream.write(text + ("\n" if finished else ""))

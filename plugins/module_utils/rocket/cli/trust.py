@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from typing import List, Tuple
+from typing import List
 
-from ..errors import FetchError, TrustError, UsageError
-from ..keystore import Keystore, StoredKey, check_fingerprint
-from ..openpgp import KeyInfo, inspect_key, split_public_keys
+from ..errors import TrustError, UsageError
+from ..keysource import OfferedKey, check_offered_key, obtain_keys
+from ..keystore import Keystore, StoredKey
+from ..openpgp import KeyInfo
 from .context import Context
-from .output import add_format_flag, human_time, print_json, print_table
-
-MAX_KEY_SIZE = 1 << 20
+from .output import add_format_flag, human_time, print_json, print_table, say, tell
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +41,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if len(args.words) != 2:
             raise UsageError("trust rm takes one fingerprint", hint="rocket trust rm --prefix P FINGERPRINT")
         for path in keystore.remove(args.words[1], prefix=args.prefix, root=args.root):
-            print(f"removed {path}")
+            say(f"removed {path}")
         return 0
     if not args.prefix and not args.root:
         raise UsageError("say which images the key is for", hint="pass --prefix NAME-PREFIX or --root")
@@ -54,67 +52,34 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         _review(info, args)
         stored = keystore.add(data, prefix=args.prefix, root=args.root)
         scope = "root" if args.root else f"prefix {args.prefix!r}"
-        print(f"Added key {stored.fingerprint} for {scope} at {stored.path}")
+        say(f"Added key {stored.fingerprint} for {scope} at {stored.path}")
     return 0
 
 
-def _obtain_keys(args: argparse.Namespace, ctx: Context) -> List[Tuple[bytes, KeyInfo]]:
-    from ..discovery import discover, load_mirrors
-    from ..transport import client_from_config
-
-    client = client_from_config(ctx.local_config, ctx.system_config, insecure=ctx.insecure)
+def _obtain_keys(args: argparse.Namespace, ctx: Context) -> List[OfferedKey]:
     if args.words:
-        locations = [args.words[0]]
+        location = args.words[0]
+    elif args.root:
+        raise UsageError("a root key cannot be discovered", hint="give the key file or URL")
     else:
-        if args.root:
-            raise UsageError("a root key cannot be discovered", hint="give the key file or URL")
-        endpoints = discover(
-            args.prefix,
-            {},
-            client=client,
-            insecure_http="http" in ctx.insecure,
-            mirrors=load_mirrors(ctx.local_config),
-            want="keys",
-        )
-        locations = endpoints.keys
-    found: List[Tuple[bytes, KeyInfo]] = []
-    for location in locations:
-        if location.startswith(("https://", "http://", "file://")):
-            data = client.get(location, max_size=MAX_KEY_SIZE).body
-        else:
-            try:
-                with open(location, "rb") as stream:
-                    data = stream.read(MAX_KEY_SIZE + 1)
-            except OSError as exc:
-                raise UsageError(f"cannot read key file {location}: {exc.strerror}") from exc
-            if len(data) > MAX_KEY_SIZE:
-                raise UsageError(f"key file {location} is over {MAX_KEY_SIZE} bytes")
-        found.extend((key, inspect_key(key)) for key in split_public_keys(data))
-    if not found:
-        raise FetchError(f"no keys found for {args.prefix}", reason="not-found")
-    return found
+        location = None
+    return obtain_keys(
+        location,
+        prefix=args.prefix,
+        local_config=ctx.local_config,
+        system_config=ctx.system_config,
+        insecure=ctx.insecure,
+    )
 
 
 def _review(info: KeyInfo, args: argparse.Namespace) -> None:
     """Show the key and get the operator's consent, or check the pin; TrustError if refused."""
     scope = "every image (root)" if args.root else f"images under {args.prefix}"
-    if info.revoked or (info.expires is not None and info.expires < time.time()):
-        raise TrustError(
-            f"key {info.fingerprint} is {'revoked' if info.revoked else 'expired'}",
-            hint="ask the publisher for its current key",
-            reason="revoked-key" if info.revoked else "expired-key",
-        )
+    check_offered_key(info, pinned=[args.fingerprint] if args.fingerprint else None)
     if args.fingerprint:
-        pinned = check_fingerprint(args.fingerprint)
-        if pinned != info.fingerprint:
-            raise TrustError(
-                f"the key offered is {info.fingerprint}, not the pinned {pinned}",
-                hint="the key was substituted or the pin is wrong; check the fingerprint with the publisher",
-                reason="fingerprint-mismatch",
-            )
         return
     if args.skip_fingerprint_review:
-        print(f"rocket: warning: trusting key {info.fingerprint} for {scope} without review", file=sys.stderr)
+        tell(f"rocket: warning: trusting key {info.fingerprint} for {scope} without review")
         return
     if not sys.stdin.isatty():
         raise UsageError(

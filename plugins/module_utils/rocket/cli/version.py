@@ -7,6 +7,7 @@ import sys
 
 from .. import AC_VERSION, __version__
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    print(f"rocket Version: {__version__}")
-    print(f"appc Version: {AC_VERSION}")
-    print(f"Python Version: {sys.version.split()[0]}")
+    say(f"rocket Version: {__version__}")
+    say(f"appc Version: {AC_VERSION}")
+    say(f"Python Version: {sys.version.split()[0]}")
     return 0
