@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The demo's image site: appc discovery and signed images over HTTPS on 127.0.0.1, name `localhost`.
 
     site.py start --root DIR --state DIR [--port 443]   start it in the background (once; idempotent)

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: engine
 short_description: Install the rocket engine this collection ships, and the rocket command that runs it
 description:
-  - Copies the engine shipped with this collection to O(engine_dir)C(/<digest>/) (content-addressed: a
+  - Copies the engine shipped with this collection to O(engine_dir)C(/<digest>/), content-addressed (a
     version is installed once, beside the others, complete or not at all), and writes O(launcher), a
     small script that runs the C(rocket) command line from that copy with O(python).
   - Running pods keep the engine copy they started from; the pod modules install the same copy themselves
@@ -16,6 +16,8 @@ description:
 version_added: 0.1.0
 author:
   - rocket developers (!UNKNOWN)
+extends_documentation_fragment:
+  - appc.rocket.common.attributes
 attributes:
   check_mode:
     support: full

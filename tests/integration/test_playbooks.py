@@ -176,17 +176,19 @@ def fleet(tmp_path: Path, site: Site) -> Iterator[Fleet]:
     result = Fleet(tmp_path, site, ["node1"], random.randint(200, 250))
     yield result
     for name in result.names:
-        subprocess.run(["ip", "link", "del", result.bridge(name)], capture_output=True)
+        subprocess.run(["ip", "link", "del", result.bridge(name)], capture_output=True, check=False)
     for name in ["node1", "node2", "node3", "node4"]:
         data = tmp_path / name / "var-lib-rocket"
         if data.exists():
             rocket = [sys.executable, "-m", "rocket", "--dir", str(data)]
             env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils"))
-            listing = subprocess.run([*rocket, "list", "--format=json"], capture_output=True, text=True, env=env)
+            listing = subprocess.run(
+                [*rocket, "list", "--format=json"], capture_output=True, text=True, env=env, check=False
+            )
             running = [p["uuid"] for p in json.loads(listing.stdout or "[]") if p["state"] == "running"]
             if running:
-                subprocess.run([*rocket, "stop", "--force", *running], capture_output=True, env=env)
-            subprocess.run([*rocket, "gc", "--grace-period=0s"], capture_output=True, env=env)
+                subprocess.run([*rocket, "stop", "--force", *running], capture_output=True, env=env, check=False)
+            subprocess.run([*rocket, "gc", "--grace-period=0s"], capture_output=True, env=env, check=False)
 
 
 def free_port() -> int:
@@ -234,7 +236,11 @@ def tree(root: Path) -> List[str]:
 
 
 def pods_pids() -> List[str]:
-    return sorted(subprocess.run(["pgrep", "-f", "rocket.stage1.boot"], capture_output=True, text=True).stdout.split())
+    return sorted(
+        subprocess.run(
+            ["pgrep", "-f", "rocket.stage1.boot"], capture_output=True, text=True, check=False
+        ).stdout.split()
+    )
 
 
 # -- deploy-pods.yml --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ def test_ship_names_every_module() -> None:
             base = (node.module or "").replace(".", "/")
             for alias in node.names:
                 named.add(f"{base}/{alias.name}.py" if base else f"{alias.name}.py")
-    wanted = {relative for relative, _ in engine_files() if not relative.endswith("__init__.py")}
+    wanted = {relative for relative, _data in engine_files() if not relative.endswith("__init__.py")}
     wanted.discard("ship.py")
     assert wanted - named == set(), "add these to rocket/ship.py"
 

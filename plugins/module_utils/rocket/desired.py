@@ -228,7 +228,7 @@ def managed_pods(data_dir: Path) -> Dict[str, List[Pod]]:
         name = pod_annotations(pod).get(NAME_ANNOTATION)
         if name:
             found.setdefault(name, []).append((pod.created(), pod))
-    return {name: [pod for _, pod in sorted(pods, key=lambda item: item[0])] for name, pods in found.items()}
+    return {name: [pod for _created, pod in sorted(pods, key=lambda item: item[0])] for name, pods in found.items()}
 
 
 def read_record(data_dir: Path, name: str) -> Optional[Dict[str, Any]]:

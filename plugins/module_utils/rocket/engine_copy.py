@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .errors import StoreError
-from .ship import every_module  # noqa: F401 (makes Ansible pack the whole engine into a module's payload)
+from .ship import every_module
 
 DEFAULT_BASE = Path("/usr/lib/rocket/engine")
+SHIPPED = every_module  # named so that Ansible packs the whole engine into a module's payload (ship.py)
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -62,7 +63,7 @@ def engine_digest(files: Optional[List[Tuple[str, bytes]]] = None) -> str:
 def install_engine(base: Path = DEFAULT_BASE, package: Path = PACKAGE) -> Tuple[str, bool]:
     """The folder to put on a supervisor's sys.path (holding `rocket/`), and whether it was new."""
     files = engine_files(package)
-    if not any(relative == "__init__.py" for relative, _ in files):
+    if not any(relative == "__init__.py" for relative, _data in files):
         raise StoreError(f"cannot find the engine's files in {package}", hint="reinstall the collection")
     target = base / engine_digest(files)[:32]
     if (target / "rocket" / "__init__.py").exists():

@@ -10,7 +10,7 @@ import argparse
 
 from ..desired import boot
 from .context import Context
-from .output import add_format_flag, print_json
+from .output import add_format_flag, print_json, say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,5 +26,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         for outcome in outcomes:
             detail = f" ({outcome.reason})" if outcome.reason else ""
-            print(f"{outcome.name}: {outcome.action} {outcome.uuid or ''}{detail}".rstrip())
+            say(f"{outcome.name}: {outcome.action} {outcome.uuid or ''}{detail}".rstrip())
     return 1 if any(outcome.action == "failed" for outcome in outcomes) else 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..lifecycle import export_app
 from ..pod import Pod
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,5 +22,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     pod = Pod.find(ctx.data_dir, args.uuid)
-    print(export_app(pod, app=args.app, output=Path(args.output), overwrite=args.overwrite))
+    say(export_app(pod, app=args.app, output=Path(args.output), overwrite=args.overwrite))
     return 0

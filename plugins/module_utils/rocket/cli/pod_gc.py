@@ -6,6 +6,7 @@ import argparse
 
 from ..lifecycle import gc
 from .context import Context
+from .output import say
 from .units import parse_duration
 
 
@@ -17,5 +18,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     for uuid in gc(ctx.data_dir, grace_seconds=parse_duration(args.grace_period, flag="--grace-period")):
-        print(f"removed {uuid}")
+        say(f"removed {uuid}")
     return 0

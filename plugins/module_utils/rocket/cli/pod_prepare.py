@@ -6,6 +6,7 @@ import argparse
 
 from ..lifecycle import prepare
 from .context import Context
+from .output import say
 from .podflags import add_pod_flags, pod_from_flags, save_uuid
 
 
@@ -19,5 +20,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     manifest, options = pod_from_flags(args, ctx)
     pod = prepare(ctx.store(), manifest, options, insecure_image="image" in ctx.insecure, config_dirs=ctx.config_dirs())
     save_uuid(args, pod.uuid)
-    print(pod.uuid)
+    say(pod.uuid)
     return 0

@@ -7,6 +7,7 @@ import argparse
 from ..lifecycle import remove
 from ..pod import Pod
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,5 +20,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for reference in args.uuids:
         pod = Pod.find(ctx.data_dir, reference)
         remove(pod)
-        print(f"removed {pod.uuid}")
+        say(f"removed {pod.uuid}")
     return 0

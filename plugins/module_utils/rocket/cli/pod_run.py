@@ -7,6 +7,7 @@ import sys
 
 from ..lifecycle import prepare, start
 from .context import Context
+from .output import say
 from .podflags import add_pod_flags, pod_from_flags, save_uuid
 
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     ctx.close()  # the store's sqlite handle must not live on in the supervisor
     if args.detach:
         start(pod, detach=True)
-        print(pod.uuid)
+        say(pod.uuid)
         return 0
     sys.stdout.flush()
     return start(pod, detach=False)

@@ -7,6 +7,7 @@ import argparse
 from ..lifecycle import start
 from ..pod import Pod
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,5 +22,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     pod = Pod.find(ctx.data_dir, args.uuid)
     code = start(pod, detach=args.detach)
     if args.detach:
-        print(pod.uuid)
+        say(pod.uuid)
     return code

@@ -9,7 +9,7 @@ from ..errors import PodStateError
 from ..lifecycle import status
 from ..pod import Pod
 from .context import Context
-from .output import add_format_flag, print_json
+from .output import add_format_flag, print_json, say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,11 +54,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     for key in ("uuid", "state", "created", "started", "finished", "pid", "exit_code", "network_check"):
         if result.get(key) is not None:
-            print(f"{key}={result[key]}")
+            say(f"{key}={result[key]}")
     if result["networks"]:
         shown = ",".join(f"{n['name']}:{n['ifname']}:{n['address']}" for n in result["networks"])
-        print(f"networks={shown}")
+        say(f"networks={shown}")
     for name, app in result["apps"].items():
         if app.get("exit_code") is not None:
-            print(f"app-{name}={app['exit_code']}")
+            say(f"app-{name}={app['exit_code']}")
     return 0

@@ -7,6 +7,7 @@ import argparse
 from ..lifecycle import stop
 from ..pod import Pod
 from .context import Context
+from .output import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,5 +21,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     pods = [Pod.find(ctx.data_dir, reference) for reference in args.uuids]
     stop(pods, force=args.force)
     for pod in pods:
-        print(pod.uuid)
+        say(pod.uuid)
     return 0

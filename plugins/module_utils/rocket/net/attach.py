@@ -233,7 +233,8 @@ class PodNetwork:
             "address": f"{address}/{subnet.network.prefixlen}",
             "gateway": str(subnet.gateway),
         }
-        assert self.host_ns_fd is not None, "bug: pod_side before host_side"
+        if self.host_ns_fd is None:
+            raise AssertionError("bug: pod_side before host_side")
         index = link.add_veth(ifname, host_name, peer_namespace_fd=self.host_ns_fd, mtu=conf.get("mtu"))
         host = self.host_link
         host_index = host.link_index(host_name)
@@ -246,7 +247,7 @@ class PodNetwork:
             host.set_up(host_index)
             link.add_address(index, ipaddress.IPv4Interface(f"{address}/{subnet.network.prefixlen}"))
             link.set_up(index)
-            if conf.get("isDefaultGateway") and all(route != default for route, _ in routes):
+            if conf.get("isDefaultGateway") and all(route != default for route, _via in routes):
                 routes.append((default, None))
         else:  # ptp: a /32 each side, a route to the pod on the host, the gateway on-link in the pod
             entry["address"] = f"{address}/32"

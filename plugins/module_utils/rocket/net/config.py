@@ -71,7 +71,7 @@ def parse_net_flag(value: str) -> List[Tuple[str, Dict[str, str]]]:
     """`--net` as rkt spells it: `default`, `none`, `host`, `a,b`, `name:IP=10.1.2.3;OTHER=x`."""
     result: List[Tuple[str, Dict[str, str]]] = []
     for part in value.split(","):
-        name, _, arguments = part.strip().partition(":")
+        name, _colon, arguments = part.strip().partition(":")
         if not name:
             raise UsageError(f"--net={value}: empty network name", hint="e.g. --net=default or --net=a,b")
         args: Dict[str, str] = {}
@@ -80,10 +80,10 @@ def parse_net_flag(value: str) -> List[Tuple[str, Dict[str, str]]]:
             if not equals or not key:
                 raise UsageError(f"--net={value}: {item!r} is not KEY=VALUE", hint="e.g. --net=default:IP=172.16.28.9")
             args[key] = text
-        if name in [n for n, _ in result]:
+        if name in [n for n, _args in result]:
             raise UsageError(f"--net={value}: network {name} is named twice")
         result.append((name, args))
-    names = [name for name, _ in result]
+    names = [name for name, _args in result]
     for mode in MODES:
         if mode in names and len(names) > 1:
             raise UsageError(f"--net={value}: {mode} cannot be combined with other networks")

@@ -65,12 +65,12 @@ def enter(target_pid: int, template: Launch, argv: List[str]) -> int:
                 )
                 launch.restrictions.cgroup_procs = []
                 exec_app(launch, enter=False)
-            _, status = os.waitpid(grandchild, 0)
+            _pid, status = os.waitpid(grandchild, 0)
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
         except BaseException as exc:  # the forked child must never return
             os.write(2, f"rocket: enter failed: {exc}\n".encode())
             os._exit(254)
-    for fd, _ in handles:
+    for fd, _kind in handles:
         os.close(fd)
-    _, status = os.waitpid(child, 0)
+    _pid, status = os.waitpid(child, 0)
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -69,7 +69,7 @@ class LogRelay:
     def pump(self, timeout: Optional[float]) -> List[int]:
         """Move whatever output is ready; returns the other ready descriptors (the wake-up pipe)."""
         others = []
-        for key, _ in self.selector.select(timeout):
+        for key, _events in self.selector.select(timeout):
             fd = int(key.fd)  # type: ignore[arg-type]
             if fd not in self.logs:
                 others.append(fd)
@@ -240,7 +240,7 @@ def _supervise(
     requested: List[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: requested.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _frame: requested.append(signum))
-    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGCHLD, lambda *_args: None)
 
     # The service (and its ~30 ms of imports) starts in a thread made before the PID namespace is
     # unshared: once it is, this thread can no longer start threads, but that one still can.
