@@ -59,8 +59,15 @@ def leases(data: Path) -> List[str]:
     )
 
 
-def mounts() -> List[str]:
-    return sorted(Path("/proc/self/mountinfo").read_text().splitlines())
+def mounts(data: Path) -> List[str]:
+    """Mounts of rocket's: under the data directory, or of a network namespace (other programs on the
+    machine may mount and unmount their own things meanwhile)."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point.startswith(str(data)) or point.startswith("/run/netns") or "rocket" in point:
+            found.append(point)
+    return sorted(found)
 
 
 def snapshot(data: Path) -> Dict[str, Any]:
@@ -68,8 +75,9 @@ def snapshot(data: Path) -> Dict[str, Any]:
         "interfaces": [name for name in interfaces() if name.startswith("veth")],
         "rules": [line for line in nft_rules() if "pod-" in line],
         "leases": leases(data),
-        "mounts": len(mounts()),
+        "mounts": mounts(data),
         "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
+        "chains": sorted(line for line in nft_rules() if line.startswith("chain pod-")),
     }
 
 
@@ -235,8 +243,10 @@ def test_a_host_port_is_forwarded_to_one_pod_only(rocket: Rocket) -> None:
     port = free_port()
     uuid = detach(rocket, f"--port=http:{port}", WEB)
     try:
+        before = leases(rocket.data)
         result = run(rocket, "--detach", f"--port=http:{port}", WEB, check=False)
         assert result.returncode == 254 and "already forwarded" in result.stderr
+        assert leases(rocket.data) == before  # the refused pod gave its address back
     finally:
         rocket("stop", uuid)
 

@@ -235,21 +235,19 @@ def tree(root: Path) -> List[str]:
     return sorted(str(p) for p in root.rglob("*")) if root.exists() else []
 
 
-def pods_pids() -> List[str]:
-    return sorted(
-        subprocess.run(
-            ["pgrep", "-f", "rocket.stage1.boot"], capture_output=True, text=True, check=False
-        ).stdout.split()
-    )
+def supervisors(root: Path) -> List[str]:
+    """The pod supervisors started for hosts under `root` (other pods on the machine are not this test's)."""
+    found = subprocess.run(["pgrep", "-f", f"rocket.stage1.boot.*{root}"], capture_output=True, text=True, check=False)
+    return sorted(found.stdout.split())
 
 
 # -- deploy-pods.yml --------------------------------------------------------------------------------
 
 
 def test_check_on_a_fresh_host_changes_nothing_and_says_what_would(fleet: Fleet, site: Site) -> None:
-    before, processes = tree(fleet.root / "node1"), pods_pids()
+    before, processes = tree(fleet.root / "node1"), supervisors(fleet.root)
     run = fleet.play("deploy-pods.yml", fleet.inventory(deploy_vars(site, free_port()), {}), "--check", "--diff")
-    assert tree(fleet.root / "node1") == before and pods_pids() == processes
+    assert tree(fleet.root / "node1") == before and supervisors(fleet.root) == processes == []
     outcome = run.task("Converge the host's pods")
     assert [(p["name"], p["action"]) for p in outcome["pods"]] == [("web", "created"), ("worker", "created")]
     assert "Trust keys" in " ".join(run.changed_tasks())

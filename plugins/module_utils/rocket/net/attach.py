@@ -159,6 +159,7 @@ class PodNetwork:
             return
         from .rtnl import Netlink
 
+        self._save()  # from now on release() knows there may be leases, ports and rules to give back
         self.host_ns_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self.host_link = Netlink()
         masquerade: List[str] = []
