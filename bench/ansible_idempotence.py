@@ -79,7 +79,7 @@ check_run = start.check_run
 log = start.log
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINE_PARENT = REPO / "plugins" / "module_utils"
+ENGINE = Path("plugins", "module_utils")  # the engine's parent folder, in the checkout and in its snapshot
 SYSTEM_PYTHON = "/usr/bin/python3"
 DEFAULT_WORK = Path("/var/tmp/rocket-bench")
 DEFAULT_VENV = DEFAULT_WORK / "ansible-venv"
@@ -125,6 +125,30 @@ interpreter_python = {SYSTEM_PYTHON}
 
 
 # -- setting up ------------------------------------------------------------------------------------
+
+
+def snapshot(repo: Path, target: Path) -> None:
+    """Copy the checkout's working tree (tracked and untracked files that git does not ignore) to `target`.
+
+    Others edit the checkout while the benchmark runs; an engine edited between two runs would make the
+    engine task of the "no-change" run report a change (its copies on the host are content-addressed).
+    """
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: copy all but the usual clutter
+        clutter = shutil.ignore_patterns(".git", ".venv", ".build", ".collections", "__pycache__", "*_cache", "out")
+        shutil.copytree(repo, target, symlinks=True, ignore=clutter)
+        return
+    for name in sorted({name.decode() for name in listed.split(b"\0") if name}):
+        source = repo / name
+        if not os.path.lexists(source):  # deleted in the working tree, not yet in the index
+            continue
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target / name, follow_symlinks=False)
 
 
 def site_packages(venv: Path) -> List[Path]:
@@ -187,6 +211,11 @@ class Host:
     venv: Path
 
     @property
+    def collection(self) -> Path:
+        """The snapshot of the checkout that rocket's side runs: its playbook, ansible.cfg, roles and engine."""
+        return self.scratch / "collections" / "ansible_collections" / "appc" / "rocket"
+
+    @property
     def data(self) -> Path:
         return self.scratch / "host" / "var-lib-rocket"
 
@@ -208,14 +237,14 @@ class Host:
 
     @property
     def rocket_env(self) -> Dict[str, str]:
-        env = dict(os.environ, PYTHONPATH=str(ENGINE_PARENT), PYTHONPYCACHEPREFIX=str(self.scratch / "pycache"))
+        env = dict(
+            os.environ, PYTHONPATH=str(self.collection / ENGINE), PYTHONPYCACHEPREFIX=str(self.scratch / "pycache")
+        )
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
     def prepare(self) -> None:
-        collections = self.scratch / "collections" / "ansible_collections" / "appc"
-        collections.mkdir(parents=True)
-        (collections / "rocket").symlink_to(REPO)
+        snapshot(REPO, self.collection)
         (self.scratch / "podman.yml").write_text(PODMAN_PLAYBOOK)
         (self.scratch / "podman.cfg").write_text(PODMAN_CONFIG)
 
@@ -249,7 +278,7 @@ class Host:
         short = "rocket" if side == ROCKET else "podman"
         env = dict(
             os.environ,
-            ANSIBLE_CONFIG=str(REPO / "ansible.cfg" if side == ROCKET else self.scratch / "podman.cfg"),
+            ANSIBLE_CONFIG=str(self.collection / "ansible.cfg" if side == ROCKET else self.scratch / "podman.cfg"),
             ANSIBLE_COLLECTIONS_PATH=str(self.scratch / "collections"),
             ANSIBLE_HOME=str(self.scratch / f"ansible-home-{short}"),
             ANSIBLE_LOCAL_TEMP=str(self.scratch / f"ansible-tmp-{short}"),
@@ -259,9 +288,9 @@ class Host:
         # would make every run compile ansible-core again, on both sides).
         for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "ANSIBLE_FORCE_COLOR", "ANSIBLE_STDOUT_CALLBACK"):
             env.pop(name, None)
-        playbook = REPO / "deploy-pods.yml" if side == ROCKET else self.scratch / "podman.yml"
+        playbook = self.collection / "deploy-pods.yml" if side == ROCKET else self.scratch / "podman.yml"
         argv = [str(self.venv / "bin" / "ansible-playbook"), "-i", str(self.inventory(side, pods)), str(playbook)]
-        return argv, env, (REPO if side == ROCKET else self.scratch)
+        return argv, env, (self.collection if side == ROCKET else self.scratch)
 
 
 # -- one ansible-playbook run ----------------------------------------------------------------------
@@ -308,18 +337,41 @@ def run_play(host: Host, side: str, pods: int, *, expect_no_change: bool) -> Pla
     output = done.stdout + done.stderr
     what = f"{side} with {pods} pods ({start.command_text(argv)})"
     recap = play_recap(done.stdout)
+    counts = next(iter(recap.values())) if len(recap) == 1 else {}
     if done.returncode != 0 or len(recap) != 1:
-        raise BenchError(f"{what} exited {done.returncode} with a PLAY RECAP of {len(recap)} hosts:\n  {tail(output)}")
-    counts = next(iter(recap.values()))
-    if counts.get("failed", 0) or counts.get("unreachable", 0):
-        raise BenchError(f"{what} failed: {counts}:\n  {tail(output)}")
-    if expect_no_change and counts.get("changed", -1) != 0:
-        changed = [line for line in output.splitlines() if line.startswith("changed:")]
-        raise BenchError(
-            f"{what} is not idempotent: its no-change run reports changed={counts.get('changed')}:\n  "
-            + "\n  ".join(changed[:20] or output.strip().splitlines()[-40:])
-        )
-    return PlayRun(seconds=seconds, recap=counts)
+        problem = f"exited {done.returncode} with a PLAY RECAP of {len(recap)} hosts"
+    elif counts.get("failed", 0) or counts.get("unreachable", 0):
+        problem = f"failed: {counts}"
+    elif expect_no_change and counts.get("changed", -1) != 0:
+        problem = f"is not idempotent: its no-change run reports changed={counts.get('changed')}"
+    else:
+        return PlayRun(seconds=seconds, recap=counts)
+    log_file = keep_output(host, side, pods, output)
+    raise BenchError(f"{what} {problem}; the whole output is in {log_file}:\n  {changed_tasks(output) or tail(output)}")
+
+
+def changed_tasks(output: str) -> str:
+    """Each task that reported a change, with its changed lines (default verbosity names the item, if any),
+    and the messages of debug tasks (the pods role reports each changed pod with its reason)."""
+    found: List[str] = []
+    task = ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.rstrip(" *")
+        elif line.startswith("changed:") or line.strip().startswith('"msg":'):
+            if task:
+                found.append(task)
+                task = ""
+            found.append(f"  {line}")
+    return "\n  ".join(found[:40])
+
+
+def keep_output(host: Host, side: str, pods: int, output: str) -> Path:
+    """The output of a failed run, kept beside the scratch folder (which the clean-up removes)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = host.scratch.parent / f"ansible-idempotence-{'rocket' if side == ROCKET else 'podman'}-{pods}-{stamp}.log"
+    path.write_text(output)
+    return path
 
 
 # -- checking what runs ----------------------------------------------------------------------------
@@ -517,8 +569,8 @@ def run(args: argparse.Namespace) -> Report:
     host = Host(scratch=Path(tempfile.mkdtemp(prefix="ansible-idempotence-", dir=args.work)), venv=args.venv)
     podman_imported = False
     try:
+        revision = start.engine_revision()  # of the checkout, just before its snapshot
         host.prepare()
-        revision = start.engine_revision()
         log("building the busybox image, fetching it into rocket's store, importing it into podman ...")
         rootfs = start.make_rootfs(host.scratch / "image")
         aci = host.scratch / "busybox.aci"
@@ -533,7 +585,7 @@ def run(args: argparse.Namespace) -> Report:
         check_run(["podman", "import", rootfs_tar, PODMAN_IMAGE], what="podman import")
         sizes = [measure(host, pods, args.rounds) for pods in args.pods]
         if start.engine_revision() != revision:
-            revision += ", CHANGED during the run"
+            revision += " (the checkout's engine changed since; this run used the snapshot throughout)"
         return Report(
             sizes=sizes,
             versions=found,
@@ -610,7 +662,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for note in report.notes:
         print(note)
     print(f"date: {report.date}")
-    print(f"engine: {ENGINE_PARENT / 'rocket'} at {report.revision}")
+    print(f"collection and engine: a snapshot of {REPO} at {report.revision}")
     print("versions: " + ", ".join(f"{name} {version}" for name, version in report.versions.items()))
     print(f"ansible-playbook (both sides): {args.venv / 'bin' / 'ansible-playbook'}")
     print()
