@@ -295,6 +295,26 @@ def test_an_untrusted_image_fails_the_play_and_leaves_pods_alone(fleet: Fleet, s
     assert page(port).strip() == "web says hello"
 
 
+def test_a_policy_per_prefix_from_the_inventory(fleet: Fleet, site: Site) -> None:
+    port = free_port()
+    wanted = deploy_vars(site, port)
+    wanted["rocket_trust_policy"] = {
+        "version": 1,
+        "default": {"type": "signedBy"},
+        "scopes": {f"{site.host}/worker": {"type": "reject"}},
+    }
+    run = fleet.play("deploy-pods.yml", fleet.inventory(wanted, {}), expect_ok=False)
+    failure = run.task("Converge the host's pods")
+    assert failure["error"] == "TrustError" and "worker" in failure["msg"], failure
+    policy = json.loads((Path(fleet.folders("node1")["rocket_local_config"]) / "policy.json").read_text())
+    assert policy["scopes"] == wanted["rocket_trust_policy"]["scopes"] and policy["deny"] == []
+    wanted["rocket_trust_policy"]["scopes"] = {f"{site.host}/worker": {"type": "nonsense"}}
+    broken = fleet.play("deploy-pods.yml", fleet.inventory(wanted, {}), expect_ok=False)
+    statuses = [r["status"] for r in broken.results if r["task"] == "Write the trust policy"]
+    assert statuses == ["failed"]  # checked before it replaces the file
+    assert json.loads((Path(fleet.folders("node1")["rocket_local_config"]) / "policy.json").read_text()) == policy
+
+
 # -- trust-rollout.yml ------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from .output import add_format_flag, human_time, print_json, print_table, say, t
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("trust", help="trust a key for images under a name prefix; trust list; trust rm")
-    parser.add_argument("words", nargs="*", metavar="KEY-FILE|URL | list | rm FINGERPRINT")
+    parser.add_argument("words", nargs="*", metavar="KEY-FILE|URL | list | rm FINGERPRINT | check-policy FILE")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--prefix", help="the image name prefix the key is trusted for (example.com/app)")
     scope.add_argument("--root", action="store_true", help="trust the key for every image name")
@@ -37,6 +37,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     keystore = Keystore(local_config=ctx.local_config, system_config=ctx.system_config)
     if args.words[:1] == ["list"]:
         return _list(keystore, args)
+    if args.words[:1] == ["check-policy"]:
+        return _check_policy(args.words[1:])
     if args.words[:1] == ["rm"]:
         if len(args.words) != 2:
             raise UsageError("trust rm takes one fingerprint", hint="rocket trust rm --prefix P FINGERPRINT")
@@ -53,6 +55,23 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         stored = keystore.add(data, prefix=args.prefix, root=args.root)
         scope = "root" if args.root else f"prefix {args.prefix!r}"
         say(f"Added key {stored.fingerprint} for {scope} at {stored.path}")
+    return 0
+
+
+def _check_policy(words: List[str]) -> int:
+    """`trust check-policy FILE`: validate a policy document before it is put in place (TrustError if bad)."""
+    from pathlib import Path
+
+    from ..policy import parse_policy
+
+    if len(words) != 1:
+        raise UsageError("trust check-policy takes one file", hint="rocket trust check-policy policy.json")
+    try:
+        data = Path(words[0]).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {words[0]}: {exc.strerror}") from exc
+    policy = parse_policy(data, source=Path(words[0]))
+    say(f"{words[0]}: a valid policy, version {policy.version}")
     return 0
 
 
