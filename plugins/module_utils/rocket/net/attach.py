@@ -16,7 +16,6 @@ namespace); `release()` removes them for `stop --force`, `rm` and `gc`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import ipaddress
 import json
@@ -26,6 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ..errors import NetworkError, RocketError
 from ..fileio import atomic_write
+from ..locks import FileLock
 from ..paths import network_leases_dir
 from ..pod import PodFiles
 from . import cni, nftables
@@ -59,15 +59,10 @@ class PortClaims:
     def __init__(self, data_dir: Path) -> None:
         self.folder = network_leases_dir(data_dir, PORTS)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> FileLock:
+        """The flock that serialises changes to this folder (the kernel drops it if the process dies)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return FileLock(self.folder / "lock")
 
     def claim(self, owner: str, forwards: List[Dict[str, Any]]) -> None:
         with self._locked():

@@ -8,15 +8,14 @@ may still cache its old MAC).
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import ipaddress
 import os
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 from ..errors import NetworkError
+from ..locks import FileLock
 from ..paths import network_leases_dir
 from .config import Subnet
 
@@ -31,15 +30,10 @@ class HostLocal:
         self.subnet = subnet
         self.folder = network_leases_dir(data_dir, network)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> FileLock:
+        """The flock that serialises changes to this folder (the kernel drops it if the process dies)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return FileLock(self.folder / "lock")
 
     def _take(self, address: ipaddress.IPv4Address, owner: str, interface: str) -> bool:
         try:
