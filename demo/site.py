@@ -1,13 +1,14 @@
-"""The demo's image site: appc discovery and signed images over HTTPS on 127.0.0.1, name `localhost`.
+"""The demo's image site: appc discovery and signed images over HTTPS on 127.0.0.1.
 
-    site.py start --root DIR --state DIR [--port 443]   start it in the background (once; idempotent)
-    site.py stop --state DIR                            stop it
+    site.py start --root DIR --state DIR [--name localhost] [--port 443]   start it in the background (idempotent)
+    site.py stop --state DIR                                                stop it
 
-`GET /<anything>?ac-discovery=1` answers the discovery page of the prefix `localhost/demo`: images at
-`https://localhost/images/{name}-{version}-{os}-{arch}.{ext}` and keys at `https://localhost/demo/pubkeys.gpg`.
-Everything else is a file under --root. The certificate is for `localhost` and 127.0.0.1, issued by a
+Discovery answers `GET /<anything>?ac-discovery=1` for the prefix `NAME/demo`: images at
+`https://NAME/images/NAME/demo/{name}-{version}-{os}-{arch}.{ext}`, keys at `https://NAME/demo/pubkeys.gpg`.
+Everything else is a file under --root. The certificate is for NAME, localhost and 127.0.0.1, issued by a
 throw-away CA made on first start in --state (`ca.pem` is what a host trusts, in its certs.d). Prints
-"started" or "running" (for Ansible's changed_when).
+"started" or "running" (for Ansible's changed_when). NAME is `localhost` for the demo on this machine;
+molecule's fleet scenario serves `images.rocket.test` on port 8443, which its qemu guests reach.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import List
 
-PREFIX = "localhost/demo"
-DISCOVERY = (
-    '<!DOCTYPE html><html><head>'
-    f'<meta name="ac-discovery" content="{PREFIX} https://localhost/images/{{name}}-{{version}}-{{os}}-{{arch}}.{{ext}}">'
-    f'<meta name="ac-discovery-pubkeys" content="{PREFIX} https://localhost/demo/pubkeys.gpg">'
-    "</head><body>rocket demo image site</body></html>\n"
-)
+NAME = "localhost"
+
+
+def discovery() -> str:
+    prefix = f"{NAME}/demo"
+    return (
+        "<!DOCTYPE html><html><head>"
+        f'<meta name="ac-discovery" content="{prefix} https://{NAME}/images/{{name}}-{{version}}-{{os}}-{{arch}}.{{ext}}">'
+        f'<meta name="ac-discovery-pubkeys" content="{prefix} https://{NAME}/demo/pubkeys.gpg">'
+        "</head><body>rocket demo image site</body></html>\n"
+    )
 
 
 def make_certificates(state: Path) -> None:
@@ -55,15 +60,13 @@ def make_certificates(state: Path) -> None:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     server = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -71,7 +74,7 @@ def make_certificates(state: Path) -> None:
         .not_valid_after(now + datetime.timedelta(days=825))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
+                [x509.DNSName(NAME), x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
             ),
             critical=False,
         )
@@ -88,9 +91,9 @@ def make_certificates(state: Path) -> None:
 
 
 class Handler(SimpleHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         if "ac-discovery=1" in self.path.partition("?")[2]:
-            body = DISCOVERY.encode()
+            body = discovery().encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -99,7 +102,7 @@ class Handler(SimpleHTTPRequestHandler):
             return
         super().do_GET()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
 
 
@@ -126,7 +129,10 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--root", type=Path)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--port", type=int, default=443)
+    parser.add_argument("--name", default="localhost")
     args = parser.parse_args(argv)
+    global NAME
+    NAME = args.name
     state = args.state.resolve()
     if args.action == "stop":
         if running(state):
@@ -149,7 +155,7 @@ def main(argv: List[str]) -> int:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.execv(sys.executable, [sys.executable, __file__, "serve", "--root", str(args.root.resolve()),
-                                  "--state", str(state), "--port", str(args.port)])  # fmt: skip
+                                  "--state", str(state), "--port", str(args.port), "--name", NAME])  # fmt: skip
     (state / "site.pid").write_text(f"{pid}\n")
     deadline = time.monotonic() + 10
     import socket
