@@ -3,13 +3,14 @@ cgroup tree of plain files in a temporary folder (the kernel's side is played by
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
 import pytest
 
 from rocket import cgroups
-from rocket.cgroups import CgroupLayout, CgroupStats, PodCgroup, parse_layout
+from rocket.cgroups import CgroupLayout, CgroupStats, PodCgroup, delegated_parent, parse_layout
 from rocket.errors import RocketError
 from rocket.isolators import CPU_SHARES, RESOURCE_CPU, RESOURCE_MEMORY
 
@@ -207,6 +208,27 @@ def test_v2_delegated_parent(tmp_path: Path) -> None:
     assert (unit / POD / "web" / "memory.max").read_text() == str(64 << 20)
     with pytest.raises(RocketError):
         PodCgroup(v2_layout(root), POD, parent="system.slice/missing.service").create()
+
+
+def test_a_supervisor_under_systemd_moves_into_a_leaf_of_its_unit(tmp_path: Path) -> None:
+    root = fake_cgroup(tmp_path / "cg", ["cpu", "memory", "pids"])
+    unit = fake_cgroup(root / "system.slice" / "rocket-pod.service", ["cpu", "memory", "pids"])
+    fake_cgroup(unit / "supervisor", [])  # the kernel makes cgroup.procs in a new folder; a plain one has none
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "cgroup").write_text("0::/system.slice/rocket-pod.service\n")
+    layout = v2_layout(root)
+    assert delegated_parent(layout, under_systemd=False, proc=proc) is None
+    assert delegated_parent(layout, under_systemd=True, proc=proc) == "/system.slice/rocket-pod.service"
+    assert (unit / "supervisor" / "cgroup.procs").read_text() == str(os.getpid())
+    (proc / "self" / "cgroup").write_text("0::/system.slice/rocket-pod.service/supervisor\n")
+    assert delegated_parent(layout, under_systemd=True, proc=proc) == "/system.slice/rocket-pod.service"
+    memory = tmp_path / "memory"
+    lines = (
+        f"26 24 0:23 / {root} {_OPTS} - cgroup2 cgroup2 rw\n29 24 0:26 / {memory} {_OPTS} - cgroup cgroup rw,memory\n"
+    )
+    hybrid = parse_layout(COMMON + lines, FILESYSTEMS)
+    assert delegated_parent(hybrid, under_systemd=True, proc=proc) is None  # v1 controllers: the old layout
 
 
 def test_hybrid_falls_back_to_v1_where_v2_lacks_the_controller(tmp_path: Path) -> None:

@@ -139,6 +139,31 @@ def unified_cgroup(pid: int | str = "self", *, proc: Path = PROC) -> Optional[st
     return None
 
 
+SUPERVISOR_LEAF = "supervisor"
+
+
+def delegated_parent(layout: CgroupLayout, *, under_systemd: bool, proc: Path = PROC) -> Optional[str]:
+    """Where a supervisor started as a systemd unit (Delegate=yes) puts its pod: its own unit's cgroup.
+
+    Only on a pure v2 host: the unit's cgroup is the delegated subtree. The supervisor first moves itself
+    into a leaf `<unit>/supervisor`, since v2 lets a cgroup pass controllers on only when it holds no
+    processes itself. None elsewhere (the pod goes under `rocket/` at the hierarchy's root, as before).
+    """
+    if not under_systemd or layout.mode != "v2" or layout.unified is None:
+        return None
+    own = unified_cgroup("self", proc=proc)
+    if not own or own == "/":
+        return None
+    unit = layout.unified.mount_point / _relative(own)
+    if unit.name == SUPERVISOR_LEAF:  # moved already (a restarted supervisor in the same unit)
+        return str(Path(own).parent)
+    leaf = unit / SUPERVISOR_LEAF
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(leaf)
+    _write(leaf / "cgroup.procs", str(os.getpid()))
+    return own
+
+
 # --- Control files -----------------------------------------------------------------------------------
 
 

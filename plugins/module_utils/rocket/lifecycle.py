@@ -370,7 +370,7 @@ def _kill_pod_processes(pod: Pod) -> None:
     from .cgroups import PodCgroup, detect
 
     try:
-        PodCgroup(detect(), pod.uuid).kill_all(signal.SIGKILL)
+        PodCgroup(detect(), pod.uuid, parent=pod.files.cgroup_parent()).kill_all(signal.SIGKILL)
     except (RocketError, OSError):
         # Killing init above already ends every process of the pod's PID namespace; the cgroup sweep only
         # catches processes of a fly pod or ones that left the namespace, and gc retries the cgroup.
@@ -450,7 +450,7 @@ def _cleanup(pod: Pod) -> None:
     from .cgroups import PodCgroup, detect
 
     _release_network(pod)
-    group = PodCgroup(detect(), pod.uuid)
+    group = PodCgroup(detect(), pod.uuid, parent=pod.files.cgroup_parent())
     if not group.exists():
         return
     try:
@@ -516,7 +516,7 @@ def enter(pod: Pod, *, app: Optional[str], argv: List[str]) -> int:
     name = app or (apps[0] if len(apps) == 1 else None)
     if name is None or name not in apps:
         raise UsageError(f"say which app to enter: --app with one of {', '.join(apps)}")
-    cgroup = PodCgroup(detect(), pod.uuid)
+    cgroup = PodCgroup(detect(), pod.uuid, parent=pod.files.cgroup_parent())
     plan = build_plan(pod.files, pod.uuid, metadata_url="", cgroup=cgroup)
     run = next(a for a in plan.run.apps if a.name == name)
     target = _app_host_pid(cgroup, name, pod.read_json(pod.files.app_status(name)).get("pid"))

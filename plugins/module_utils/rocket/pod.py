@@ -52,6 +52,9 @@ HANDOVER = "handover"  # present while a supervisor started by systemd takes the
 HANDOVER_FRESH = 60.0
 
 
+CGROUP_PARENT_FILE = "cgroup-parent"  # the delegated cgroup a systemd-started pod lives under (cgroups.py)
+
+
 @dataclass
 class PodFiles:
     """Named paths inside one pod folder (they move with it)."""
@@ -73,6 +76,13 @@ class PodFiles:
     @property
     def status(self) -> Path:
         return self.root / "status.json"
+
+    def cgroup_parent(self) -> Optional[str]:
+        """The delegated cgroup the pod's cgroups are under, if its supervisor ran as a systemd unit."""
+        try:
+            return (self.root / CGROUP_PARENT_FILE).read_text().strip() or None
+        except OSError:
+            return None
 
     @property
     def network(self) -> Path:

@@ -28,8 +28,10 @@ def _warn(message: str) -> None:
 
 def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], foreground: bool) -> int:
     """Set up and supervise the pod in `pod_path` (already in run/ and locked through `lock_fd`)."""
-    from ..cgroups import PodCgroup, detect
+    from ..cgroups import PodCgroup, delegated_parent, detect
+    from ..fileio import atomic_write
     from ..metadata_token import metadata_url, new_token
+    from ..pod import CGROUP_PARENT_FILE
 
     files = PodFiles(pod_path)
     uuid = pod_path.name
@@ -37,7 +39,13 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
     token = new_token()
     cgroup: Optional[PodCgroup] = None
     try:
-        cgroup = PodCgroup(detect(), uuid)
+        layout = detect()
+        # Under systemd (INVOCATION_ID is set for units) the pod goes below the unit's delegated cgroup;
+        # the pod folder records where, for stop, rm, gc and enter.
+        parent = delegated_parent(layout, under_systemd=bool(os.environ.get("INVOCATION_ID")))
+        if parent is not None:
+            atomic_write(files.root / CGROUP_PARENT_FILE, parent.encode(), durable=False)
+        cgroup = PodCgroup(layout, uuid, parent=parent)
         cgroup.create()
     except RocketError as exc:
         _warn(f"no cgroups for pod {uuid}: {exc.message}")
