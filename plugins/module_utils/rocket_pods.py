@@ -5,6 +5,7 @@ Converger wired to this task (image resolution with trust, check mode, the engin
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -12,7 +13,7 @@ from typing import Any, Dict, List, Optional
 from ansible_collections.appc.rocket.plugins.module_utils.rocket.cli.context import Context
 from ansible_collections.appc.rocket.plugins.module_utils.rocket.desired import Converger, Outcome
 from ansible_collections.appc.rocket.plugins.module_utils.rocket.engine_copy import DEFAULT_BASE, install_engine
-from ansible_collections.appc.rocket.plugins.module_utils.rocket.store_view import StoreView
+from ansible_collections.appc.rocket.plugins.module_utils.rocket.errors import NotFoundError
 from ansible_collections.appc.rocket.plugins.module_utils.rocket_module import Host
 
 # The options of one declared pod (the `pod` module's own, a `pods` entry's keys); desired.normalize checks them.
@@ -61,7 +62,8 @@ class PodTask:
         )
         self.resolved: Dict[str, Optional[str]] = {}
         self.fetcher: Any = None
-        self.view: Optional[StoreView] = None
+        self.view: Optional[Any] = None  # the store read without touching it (check mode), once
+        self.view_opened = False
         self.warnings: List[str] = []
         self.engine_installed = False
 
@@ -70,9 +72,12 @@ class PodTask:
             return self.resolved[reference]
         if check:
             # Check mode reads the index and nothing else: an image not in the store would be fetched.
-            if self.view is None:
-                self.view = StoreView(self.host.data_dir)
-            record = self.view.find(reference) if self.pull_policy != "update" else None
+            if not self.view_opened:
+                self.view, self.view_opened = self.host.store_view(), True
+            record = None
+            if self.view is not None and self.pull_policy != "update":
+                with contextlib.suppress(NotFoundError):
+                    record = self.view.resolve(reference)
             if record is None:
                 self.warnings.append(f"check mode: {reference} would be fetched")
             image_id = record.id if record is not None else None

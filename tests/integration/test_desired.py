@@ -15,10 +15,10 @@ from pods import BUSYBOX, Rocket, busybox_image
 from rocket.cli.context import Context
 from rocket.desired import NAME_ANNOTATION, Converger, boot, managed_pods, read_record
 from rocket.engine_copy import engine_digest, install_engine
-from rocket.errors import UsageError
+from rocket.errors import NotFoundError, UsageError
 from rocket.lifecycle import status
 from rocket.pod import Pod
-from rocket.store_view import StoreView
+from rocket.store import Store
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="pods need root"),
@@ -41,8 +41,15 @@ def host(tmp_path: Path) -> Iterator[Context]:
 def from_store(ctx: Context) -> Any:
     def resolve(reference: str, check: bool) -> Optional[str]:
         if check:
-            record = StoreView(ctx.data_dir).find(reference)
-            return record.id if record else None
+            store = Store.read_only(ctx.data_dir)
+            if store is None:
+                return None
+            try:
+                return str(store.resolve(reference).id)
+            except NotFoundError:
+                return None
+            finally:
+                store.close()
         return str(ctx.store().resolve(reference).id)
 
     return resolve

@@ -46,7 +46,6 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from . import sign as _sign
     from . import skeleton as _skeleton
     from . import store as _store
-    from . import store_view as _store_view
     from . import tarstream as _tarstream
     from . import transport as _transport
     from . import treecopy as _treecopy
