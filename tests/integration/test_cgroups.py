@@ -17,7 +17,7 @@ from typing import Iterator, List
 
 import pytest
 
-from rocket.cgroups import PodCgroup, detect
+from rocket.cgroups import CgroupLayout, PodCgroup, detect
 from rocket.errors import RocketError
 from rocket.isolators import RESOURCE_MEMORY
 
@@ -196,12 +196,16 @@ def test_destroy_refuses_live_processes_then_leaves_nothing(pod: Pod) -> None:
 
 
 def test_a_limit_no_hierarchy_can_enforce_names_the_isolator() -> None:
-    import dataclasses
-
     layout = detect()
     if layout.unified is not None and "memory" in (layout.unified.mount_point / "cgroup.controllers").read_text():
         pytest.skip("the unified hierarchy offers memory here; the unit tests cover the missing case")
-    without = dataclasses.replace(layout, v1=tuple(h for h in layout.v1 if "memory" not in h.controllers))
+    without = CgroupLayout(
+        layout.mode,
+        tuple(h for h in layout.v1 if "memory" not in h.controllers),
+        layout.unified,
+        layout.kernel_v1,
+        layout.kernel_v2,
+    )
     cgroup = PodCgroup(without, str(uuid.uuid4()))
     cgroup.create()
     try:

@@ -120,3 +120,16 @@ def test_metadata_is_kept(store: Store, tmp_path: Path) -> None:
     assert (info.st_uid, info.st_gid, info.st_mode & 0o7777, int(info.st_mtime)) == (1234, 5678, 0o4755, 1_600_000_000)
     assert os.getxattr(stored, "user.rocket") == b"kept"
     assert info.st_nlink == 2 and (stored.parent / "tool2").stat().st_ino == info.st_ino
+
+
+def test_a_use_soon_after_the_last_writes_nothing(store: Store, make_image: ImageMaker) -> None:
+    """Pod starts mark their images used, but not again within TOUCH_INTERVAL: no index write each time."""
+    from rocket.store import TOUCH_INTERVAL
+
+    image_id = store.import_archive(make_image(name="example.com/used")).record.id
+    recorded = store.index.get(image_id)
+    assert recorded is not None
+    store.touch(image_id, unless_since=recorded.last_used)
+    assert store.index.get(image_id).last_used == recorded.last_used  # type: ignore[union-attr]
+    store.touch(image_id, unless_since=recorded.last_used - TOUCH_INTERVAL - 1)
+    assert store.index.get(image_id).last_used > recorded.last_used  # type: ignore[union-attr]

@@ -29,14 +29,13 @@ import os
 import re
 import signal
 import time
-import uuid as uuidlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 from .errors import RocketError
 from .isolators import CPU_SHARES, OOM_SCORE_ADJ, RESOURCE_CPU, RESOURCE_MEMORY
 from .names import AC_NAME_RE
+from .record import Record
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 FILESYSTEMS = Path("/proc/filesystems")
@@ -56,38 +55,51 @@ _SHARES_DEFAULT, _WEIGHT_DEFAULT, _WEIGHT_MIN, _WEIGHT_MAX = 1024, 100, 1, 10_00
 _ESCAPE_RE = re.compile(r"\\([0-7]{3})")
 
 
-@dataclass(frozen=True)
-class Hierarchy:
+class Hierarchy(Record):
     """One mounted cgroup hierarchy: v1 with its bound controllers, or the v2 unified one."""
 
-    version: int
-    mount_point: Path
-    controllers: frozenset[str]  # v1: bound controllers (and `name=...`); v2: empty, read cgroup.controllers
-    root: str = "/"  # the mount's root inside the hierarchy (not "/" in a bind-mounted subtree)
+    FIELDS = ("version", "mount_point", "controllers", "root")
+    HASHABLE = True
+
+    def __init__(self, version: int, mount_point: Path, controllers: frozenset[str], root: str = "/") -> None:
+        self.version = version
+        self.mount_point = mount_point
+        self.controllers = controllers  # v1: bound controllers (and `name=...`); v2: empty, read cgroup.controllers
+        self.root = root  # the mount's root inside the hierarchy (not "/" in a bind-mounted subtree)
 
 
-@dataclass(frozen=True)
-class CgroupLayout:
+class CgroupLayout(Record):
     """The cgroup hierarchies of this host as mounted for this process."""
 
-    mode: str  # "v2", "hybrid", "v1" or "none"
-    v1: Tuple[Hierarchy, ...]
-    unified: Optional[Hierarchy]
-    kernel_v1: bool  # "cgroup" in /proc/filesystems
-    kernel_v2: bool  # "cgroup2" in /proc/filesystems
+    FIELDS = ("mode", "v1", "unified", "kernel_v1", "kernel_v2")
+    HASHABLE = True
+
+    def __init__(
+        self, mode: str, v1: Tuple[Hierarchy, ...], unified: Optional[Hierarchy], kernel_v1: bool, kernel_v2: bool
+    ) -> None:
+        self.mode = mode  # "v2", "hybrid", "v1" or "none"
+        self.v1 = v1
+        self.unified = unified
+        self.kernel_v1 = kernel_v1  # "cgroup" in /proc/filesystems
+        self.kernel_v2 = kernel_v2  # "cgroup2" in /proc/filesystems
 
     def v1_hierarchy(self, controller: str) -> Optional[Hierarchy]:
         """The v1 hierarchy `controller` is bound to, if mounted."""
         return next((h for h in self.v1 if controller in h.controllers), None)
 
 
-@dataclass(frozen=True)
-class CgroupStats:
+class CgroupStats(Record):
     """Usage of a pod or an app: bytes of memory now and at peak, CPU time in microseconds (None: unknown)."""
 
-    memory_current: Optional[int]
-    memory_peak: Optional[int]
-    cpu_usage_usec: Optional[int]
+    FIELDS = ("memory_current", "memory_peak", "cpu_usage_usec")
+    HASHABLE = True
+
+    def __init__(
+        self, memory_current: Optional[int], memory_peak: Optional[int], cpu_usage_usec: Optional[int]
+    ) -> None:
+        self.memory_current = memory_current
+        self.memory_peak = memory_peak
+        self.cpu_usage_usec = cpu_usage_usec
 
 
 # --- Detection ---------------------------------------------------------------------------------------
@@ -221,14 +233,16 @@ def set_oom_score_adj(pid: int, value: int, *, proc: Path = PROC) -> None:
 # --- The pod's cgroups -------------------------------------------------------------------------------
 
 
+# A pod's UUID as its folder is named; anything else must never become a path in the cgroup trees.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 class PodCgroup:
     """The cgroups of one pod in every hierarchy it uses, with one sub-cgroup per app."""
 
     def __init__(self, layout: CgroupLayout, pod_uuid: str, *, parent: Optional[str] = None) -> None:
-        try:
-            uuidlib.UUID(pod_uuid)
-        except ValueError as exc:
-            raise AssertionError(f"bug: pod cgroup for a non-UUID {pod_uuid!r}") from exc
+        if not _CANONICAL_UUID.fullmatch(pod_uuid):
+            raise AssertionError(f"bug: pod cgroup for a non-UUID {pod_uuid!r}")
         self.layout = layout
         self.pod_uuid = pod_uuid
         self.parent = _relative(parent) if parent is not None else None
@@ -417,6 +431,15 @@ class PodCgroup:
         """The app's cgroup.procs in every hierarchy, created if needed: writing "0" to each joins the app."""
         self._ensure_app(app)
         return [str(self.path(h, app) / "cgroup.procs") for h in self.hierarchies]
+
+    def adopt(self, pid: int) -> None:
+        """Move the pod's init into the pod's own folder of every v1 hierarchy (v2 keeps processes in
+        leaves only). Its apps then join their folders faster: the kernel waits for an RCU grace period
+        (~10 ms) before the first cgroup move in a while, and later moves in its wake do not wait, so the
+        supervisor starts this move as soon as init exists, while init builds the apps' roots."""
+        for hierarchy in self.hierarchies:
+            if hierarchy.version == 1:
+                _write(self.path(hierarchy) / "cgroup.procs", str(pid))
 
     def attach(self, app: str, pid: int) -> None:
         """Move a process (all its threads) into the app's cgroup in every hierarchy the pod uses."""

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 
@@ -23,7 +21,7 @@ def atomic_output(path: os.PathLike[str] | str, *, mode: int = 0o644, durable: b
     pod's status): readers still see the old content or the new, never a mix.
     """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _create_beside(target)
     try:
         with os.fdopen(fd, "wb") as stream:
             yield stream
@@ -38,6 +36,16 @@ def atomic_output(path: os.PathLike[str] | str, *, mode: int = 0o644, durable: b
         raise
     if durable:
         fsync_dir(target.parent)
+
+
+def _create_beside(target: Path) -> tuple[int, str]:
+    """A new private temporary file beside `target`: tempfile.mkstemp's job, without its imports."""
+    while True:
+        tmp = str(target.parent / f".{target.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write(path: os.PathLike[str] | str, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
@@ -103,4 +111,6 @@ def remove_tree(path: os.PathLike[str] | str) -> None:
     if target.is_symlink() or target.is_file():
         target.unlink()
     elif target.exists():
+        import shutil  # only here: pod starts write files but remove none
+
         shutil.rmtree(target, onerror=make_writable_and_retry)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from .errors import StoreError
 from .locks import FileLock
+from .record import Record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -31,17 +31,29 @@ CREATE INDEX IF NOT EXISTS images_by_name ON images (name);
 """
 
 
-@dataclass(frozen=True)
-class ImageRecord:
+class ImageRecord(Record):
     """One row of the index."""
 
-    id: str
-    name: str
-    labels: Dict[str, str]
-    import_time: float
-    last_used: float
-    size: int
-    trust: str = ""  # how the image was accepted: "signature:<fingerprint>", "policy:<scope>" or "insecure"
+    FIELDS = ("id", "name", "labels", "import_time", "last_used", "size", "trust")
+    HASHABLE = True
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        labels: Dict[str, str],
+        import_time: float,
+        last_used: float,
+        size: int,
+        trust: str = "",
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.labels = labels
+        self.import_time = import_time
+        self.last_used = last_used
+        self.size = size
+        self.trust = trust  # how the image was accepted: "signature:<fingerprint>", "policy:<scope>" or "insecure"
 
     @property
     def version(self) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import ManifestError
 from .names import (
@@ -25,6 +24,9 @@ from .names import (
     require,
     show,
 )
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 RESOURCE_CPU = "resource/cpu"
 RESOURCE_MEMORY = "resource/memory"
@@ -97,23 +99,24 @@ _QUANTITY_RE = re.compile(
     r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
     r"(?:(?P<exponent>[eE][+-]?[0-9]+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)"
 )
-_SUFFIX_FACTOR: dict[str, Fraction] = {
-    "": Fraction(1),
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 10**3),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-    "Ki": Fraction(2**10),
-    "Mi": Fraction(2**20),
-    "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50),
-    "Ei": Fraction(2**60),
+# Each suffix's factor as (numerator, denominator): fractions is imported only when a quantity is parsed.
+_SUFFIX_FACTOR: dict[str, tuple[int, int]] = {
+    "": (1, 1),
+    "n": (1, 10**9),
+    "u": (1, 10**6),
+    "m": (1, 10**3),
+    "k": (10**3, 1),
+    "M": (10**6, 1),
+    "G": (10**9, 1),
+    "T": (10**12, 1),
+    "P": (10**15, 1),
+    "E": (10**18, 1),
+    "Ki": (2**10, 1),
+    "Mi": (2**20, 1),
+    "Gi": (2**30, 1),
+    "Ti": (2**40, 1),
+    "Pi": (2**50, 1),
+    "Ei": (2**60, 1),
 }
 _MAX_EXPONENT = 30
 _MAX_QUANTITY = 2**63 - 1
@@ -131,6 +134,8 @@ def parse_quantity(text: str, *, field: str = "") -> Fraction | int:
             field=field,
             rule="quantity",
         )
+    from fractions import Fraction
+
     value = Fraction(match["number"])
     if match["exponent"]:
         power = int(match["exponent"][1:])
@@ -140,7 +145,7 @@ def parse_quantity(text: str, *, field: str = "") -> Fraction | int:
             )
         value *= Fraction(10) ** power
     else:
-        value *= _SUFFIX_FACTOR[match["suffix"] or ""]
+        value *= Fraction(*_SUFFIX_FACTOR[match["suffix"] or ""])
     if match["sign"] == "-":
         value = -value
     if abs(value) > _MAX_QUANTITY:
@@ -155,6 +160,8 @@ def memory_bytes(quantity: Fraction | int) -> int:
 
 def cpu_millicores(quantity: Fraction | int) -> int:
     """Millicores for a parsed CPU quantity (1 core = 1000), rounded up."""
+    from fractions import Fraction
+
     return math.ceil(Fraction(quantity) * 1000)
 
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
@@ -25,6 +22,7 @@ from .fileio import atomic_write
 from .net.dns import DnsOptions
 from .paths import audit_log_path
 from .pod import EXITED_GARBAGE, GARBAGE, HANDOVER, PREPARE, PREPARED, RUN, Pod
+from .record import Record
 from .render import rendered_rootfs
 from .store import Store
 
@@ -34,19 +32,32 @@ DEFAULT_GC_GRACE = 30 * 60
 PREPARED_EXPIRY = 24 * 3600
 
 
-@dataclass
-class PodOptions:
+class PodOptions(Record):
     """Pod-level choices of `prepare`/`run` (the per-app ones are in the pod manifest)."""
 
-    hostname: str = ""
-    flavor: str = "ns"
-    restart: str = "no"
-    net: str = "default"  # rkt's --net: none, host, or networks (`default`, net.d names, `name:IP=...`)
-    dns: DnsOptions = field(default_factory=DnsOptions)
-    interactive: bool = False
-    stop_timeout: float = 10.0
-    seccomp: Dict[str, str] = field(default_factory=dict)
-    annotations: Dict[str, str] = field(default_factory=dict)
+    FIELDS = ("hostname", "flavor", "restart", "net", "dns", "interactive", "stop_timeout", "seccomp", "annotations")
+
+    def __init__(
+        self,
+        hostname: str = "",
+        flavor: str = "ns",
+        restart: str = "no",
+        net: str = "default",
+        dns: Optional[DnsOptions] = None,
+        interactive: bool = False,
+        stop_timeout: float = 10.0,
+        seccomp: Optional[Dict[str, str]] = None,
+        annotations: Optional[Dict[str, str]] = None,
+    ) -> None:
+        self.hostname = hostname
+        self.flavor = flavor
+        self.restart = restart
+        self.net = net  # rkt's --net: none, host, or networks (`default`, net.d names, `name:IP=...`)
+        self.dns = DnsOptions() if dns is None else dns
+        self.interactive = interactive
+        self.stop_timeout = stop_timeout
+        self.seccomp = {} if seccomp is None else seccomp
+        self.annotations = {} if annotations is None else annotations
 
     def check(self) -> None:
         if self.restart not in RESTART_POLICIES:
@@ -144,7 +155,7 @@ def prepare(
             if record is None:
                 raise PodStateError(f"image {image_id[:19]} of app {entry['name']} is not in the store")
             lower = rendered_rootfs(store, image_id)
-            store.touch(image_id)
+            store.touch(image_id, unless_since=record.last_used)
             app_dir = pod.files.app_dir(entry["name"])
             app_dir.mkdir(parents=True)
             atomic_write(app_dir / "image-manifest", store.manifest_bytes(image_id), durable=durable)
@@ -196,7 +207,11 @@ def supervisor_launcher() -> str:
         return chosen
     if chosen:
         raise UsageError(f"ROCKET_SUPERVISOR={chosen!r} is not one of {', '.join(SUPERVISOR_LAUNCHERS)}")
-    return "systemd" if os.path.isdir("/run/systemd/system") and shutil.which("systemd-run") else "setsid"
+    if not os.path.isdir("/run/systemd/system"):
+        return "setsid"
+    import shutil  # imported here and below only when needed: `rocket run` in the foreground uses neither
+
+    return "systemd" if shutil.which("systemd-run") else "setsid"
 
 
 def supervisor_command(
@@ -247,6 +262,8 @@ def start(pod: Pod, *, detach: bool, engine: Optional[str] = None) -> int:
         return run_supervisor(pod.path, lock_fd=lock_fd, ready_fd=None, foreground=True)
     if supervisor_launcher() == "systemd":
         return _start_unit(pod, engine)
+    import subprocess
+
     read_end, write_end = os.pipe()
     command = supervisor_command(pod, lock_fd=lock_fd, ready_fd=write_end, foreground=False, engine=engine)
     with open(os.devnull, "rb") as null_in, open(pod.path / "supervisor.log", "ab") as log:
@@ -290,6 +307,8 @@ def _start_unit(pod: Pod, engine: Optional[str]) -> int:
         *supervisor_command(pod, lock_fd=None, ready_fd=None, foreground=False, engine=engine),
     ]
     pod.unlock()
+    import subprocess
+
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if result.returncode != 0:
         handover.unlink(missing_ok=True)

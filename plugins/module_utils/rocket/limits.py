@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import Record
 
 DEFAULT_MAX_SIZE = 64 << 30
 DEFAULT_MAX_ENTRIES = 1_000_000
 
 
-@dataclass(frozen=True)
-class ImportLimits:
+class ImportLimits(Record):
     """The largest uncompressed size and entry count an import accepts (`--max-image-size/-entries`)."""
 
-    max_size: int = DEFAULT_MAX_SIZE
-    max_entries: int = DEFAULT_MAX_ENTRIES
+    FIELDS = ("max_size", "max_entries")
+    HASHABLE = True
+
+    def __init__(self, max_size: int = DEFAULT_MAX_SIZE, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.max_size = max_size
+        self.max_entries = max_entries

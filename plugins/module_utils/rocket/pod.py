@@ -21,14 +21,13 @@ import fcntl
 import json
 import os
 import time
-import uuid as uuidlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .errors import NotFoundError, PodStateError, StoreError, UsageError
 from .fileio import atomic_write, fsync_dir, remove_tree
 from .paths import pod_state_dir as state_dir
+from .record import Record
 
 EMBRYO = "embryo"
 PREPARE = "prepare"
@@ -55,11 +54,22 @@ HANDOVER_FRESH = 60.0
 CGROUP_PARENT_FILE = "cgroup-parent"  # the delegated cgroup a systemd-started pod lives under (cgroups.py)
 
 
-@dataclass
-class PodFiles:
+def new_uuid() -> str:
+    """A random (version 4) UUID in its canonical text: uuid4()'s, without importing uuid and platform."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+class PodFiles(Record):
     """Named paths inside one pod folder (they move with it)."""
 
-    root: Path
+    FIELDS = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
     @property
     def manifest(self) -> Path:
@@ -140,7 +150,7 @@ class Pod:
         """A new embryo pod with a fresh UUID, locked by the caller."""
         for state in STATES:
             state_dir(data_dir, state).mkdir(mode=0o711, parents=True, exist_ok=True)
-        pod = cls(data_dir, str(uuidlib.uuid4()), EMBRYO)
+        pod = cls(data_dir, new_uuid(), EMBRYO)
         pod.path.mkdir(mode=0o711)
         pod.lock()
         return pod

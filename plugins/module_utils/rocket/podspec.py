@@ -10,13 +10,13 @@ list of warnings for isolators rocket will not enforce.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from . import AC_VERSION
 from .errors import ManifestError, UsageError
 from .manifest import validate_pod_manifest
 from .names import app_name_from_image
+from .record import Record
 
 # Per-app flags with a value, by rkt's names.
 APP_FLAGS = (
@@ -39,14 +39,22 @@ APP_FLAGS = (
 APP_SWITCHES = ("readonly-rootfs",)
 
 
-@dataclass
-class AppRequest:
+class AppRequest(Record):
     """One app as given on the command line."""
 
-    image: str
-    flags: Dict[str, List[str]] = field(default_factory=dict)
-    args: Optional[List[str]] = None
-    readonly_rootfs: bool = False
+    FIELDS = ("image", "flags", "args", "readonly_rootfs")
+
+    def __init__(
+        self,
+        image: str,
+        flags: Optional[Dict[str, List[str]]] = None,
+        args: Optional[List[str]] = None,
+        readonly_rootfs: bool = False,
+    ) -> None:
+        self.image = image
+        self.flags = {} if flags is None else flags
+        self.args = args
+        self.readonly_rootfs = readonly_rootfs
 
     def one(self, flag: str) -> Optional[str]:
         values = self.flags.get(flag)

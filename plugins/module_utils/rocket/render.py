@@ -9,7 +9,6 @@ renders are built in a work folder with hard links into the store, synced, and r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, Dict, List, Sequence, Set
 from .errors import ImageError, NotFoundError
 from .fileio import fsync_dir, remove_tree, syncfs
 from .locks import FileLock
-from .treecopy import merge_tree
 
 if TYPE_CHECKING:
     from .store import Store
@@ -67,6 +65,8 @@ def layer_ids(store: Store, image_id: str) -> List[str]:
 
 
 def render_key(layers: Sequence[str]) -> str:
+    import hashlib  # here and merge_tree below: an image without dependencies runs from its own tree
+
     return hashlib.sha256("\n".join(layers).encode()).hexdigest()
 
 
@@ -89,6 +89,7 @@ def rendered_rootfs(store: Store, image_id: str) -> Path:
 
 def _render(store: Store, layers: List[str], whitelist: List[str], target: Path) -> None:
     from .store import WorkDir
+    from .treecopy import merge_tree
 
     work = WorkDir(store.paths)
     try:

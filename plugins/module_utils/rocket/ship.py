@@ -42,6 +42,7 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from . import pod as _pod
     from . import podspec as _podspec
     from . import policy as _policy
+    from . import record as _record
     from . import render as _render
     from . import sign as _sign
     from . import skeleton as _skeleton

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Set, Tuple
 
@@ -22,18 +21,26 @@ from .index import ImageIndex, ImageRecord
 from .limits import ImportLimits
 from .locks import FileLock
 from .paths import StorePaths
+from .record import Record
 
 MIN_ID_PREFIX = 4
 
 
-@dataclass
-class ImportResult:
+TOUCH_INTERVAL = 60.0  # seconds: image gc's grace periods are hours or days
+
+
+class ImportResult(Record):
     """The outcome of importing one archive."""
 
-    record: ImageRecord
-    compression: str
-    already_present: bool
-    warnings: List[str] = field(default_factory=list)
+    FIELDS = ("record", "compression", "already_present", "warnings")
+
+    def __init__(
+        self, record: ImageRecord, compression: str, already_present: bool, warnings: Optional[List[str]] = None
+    ) -> None:
+        self.record = record
+        self.compression = compression
+        self.already_present = already_present
+        self.warnings = [] if warnings is None else warnings
 
 
 class WorkDir:
@@ -307,7 +314,12 @@ class Store:
 
         return load_image_manifest(self.manifest_bytes(image_id), where=f"manifest of {image_id}")
 
-    def touch(self, image_id: str) -> None:
+    def touch(self, image_id: str, *, unless_since: Optional[float] = None) -> None:
+        """Mark an image as used now (image gc keeps what was used recently). With `unless_since`, the
+        time the record last showed, a use within TOUCH_INTERVAL of it writes nothing: pod starts
+        then cost no index write and no checkpoint with its fsyncs."""
+        if unless_since is not None and time.time() - unless_since < TOUCH_INTERVAL:
+            return
         self.index.touch(image_id)
 
     # -- removal --------------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import FrozenSet, List, Optional
 
 from ..errors import UsageError
 from ..limits import ImportLimits
 from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG
+from ..record import Record
 from ..store import Store
 
 # rkt's names; "all" and the two group names expand below.
@@ -36,17 +36,28 @@ def parse_insecure_options(text: str) -> FrozenSet[str]:
     return frozenset(chosen)
 
 
-@dataclass
-class Context:
+class Context(Record):
     """The resolved global options of one command."""
 
-    data_dir: Path = DEFAULT_DATA_DIR
-    local_config: Path = DEFAULT_LOCAL_CONFIG
-    system_config: Path = DEFAULT_SYSTEM_CONFIG
-    insecure: FrozenSet[str] = frozenset()
-    debug: bool = False
-    limits: ImportLimits = field(default_factory=ImportLimits)
-    _store: Optional[Store] = None
+    FIELDS = ("data_dir", "local_config", "system_config", "insecure", "debug", "limits", "_store")
+
+    def __init__(
+        self,
+        data_dir: Path = DEFAULT_DATA_DIR,
+        local_config: Path = DEFAULT_LOCAL_CONFIG,
+        system_config: Path = DEFAULT_SYSTEM_CONFIG,
+        insecure: FrozenSet[str] = frozenset(),
+        debug: bool = False,
+        limits: Optional[ImportLimits] = None,
+        store: Optional[Store] = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.local_config = local_config
+        self.system_config = system_config
+        self.insecure = insecure
+        self.debug = debug
+        self.limits = ImportLimits() if limits is None else limits
+        self._store = store
 
     def store(self) -> Store:
         """Open the image store once per command (which also repairs crash leftovers)."""

@@ -89,6 +89,28 @@ class _Discard:
         return self
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, sized without shutil: argparse makes one for every add_argument, and shutil (which
+    imports bz2 and lzma) would cost ~3 ms of every command. The width is what shutil would find."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: Optional[int] = None):
+        super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
+
+
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns: $COLUMNS, else the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 class _OnlyVerbs:
     """A subparsers action that builds only the named verbs' parsers (all when `wanted` is None)."""
 
@@ -98,6 +120,7 @@ class _OnlyVerbs:
 
     def add_parser(self, name: str, **kwargs: Any) -> Any:
         if self.wanted is None or name == self.wanted:
+            kwargs.setdefault("formatter_class", _HelpFormatter)
             return self.action.add_parser(name, **kwargs)
         return _Discard()
 
@@ -135,14 +158,16 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     """The parser; given argv, only the parser of the verb it names is built (help builds them all)."""
     words = _positionals(argv) if argv is not None else []
     verb = words[0] if words else None
-    parser = argparse.ArgumentParser(prog="rocket", description="rocket: an App Container runtime")
+    parser = argparse.ArgumentParser(
+        prog="rocket", description="rocket: an App Container runtime", formatter_class=_HelpFormatter
+    )
     _add_global_flags(parser, top=True)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
     wanted = verb if verb is not None and (verb in TOP_LEVEL_VERBS or verb == "image") else None
     if wanted != "image":
         _register(TOP_LEVEL_VERBS, verbs, wanted)
     if wanted in (None, "image"):
-        image = verbs.add_parser("image", help="operate on images in the store")
+        image = verbs.add_parser("image", help="operate on images in the store", formatter_class=_HelpFormatter)
         image_verbs = image.add_subparsers(dest="image_verb", metavar="SUBCOMMAND", required=True)
         subverb = words[1] if wanted == "image" and len(words) > 1 and words[1] in IMAGE_VERBS else None
         _register(IMAGE_VERBS, image_verbs, subverb)

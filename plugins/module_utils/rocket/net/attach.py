@@ -16,22 +16,23 @@ namespace); `release()` removes them for `stop --force`, `rm` and `gc`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 from ..errors import NetworkError, RocketError
 from ..fileio import atomic_write
 from ..locks import FileLock
 from ..paths import network_leases_dir
 from ..pod import PodFiles
-from . import cni, nftables
-from .config import NetworkRequest, subnet_of
 from .dns import DnsOptions, hosts_file, resolv_conf
-from .ipam import HostLocal
+
+# The modules for real networks (CNI, nftables, addresses, leases) are imported where a pod has
+# networks: a pod on `--net=none` or `host` starts without them.
+if TYPE_CHECKING:
+    from . import nftables
+    from .config import NetworkRequest
 
 CLONE_NEWNET = 0x40000000
 PORTS = "ports"  # the claims on host ports live in <dir>/networks/ports/
@@ -39,6 +40,8 @@ PORTS = "ports"  # the claims on host ports live in <dir>/networks/ports/
 
 def host_interface_name(uuid: str, ifname: str) -> str:
     """The host end of a pod's veth: stable for the pod and interface, at most 15 characters."""
+    import hashlib
+
     return "veth" + hashlib.sha256(f"{uuid}/{ifname}".encode()).hexdigest()[:8]
 
 
@@ -113,7 +116,11 @@ class PodNetwork:
         self.uuid = uuid
         self.data_dir = data_dir
         self.mode = str(runtime.get("net_mode") or ("host" if runtime.get("net") == "host" else "none"))
-        self.requests = [NetworkRequest.from_json(item) for item in runtime.get("networks") or []]
+        self.requests: List[NetworkRequest] = []
+        if runtime.get("networks"):
+            from .config import NetworkRequest
+
+            self.requests = [NetworkRequest.from_json(item) for item in runtime["networks"]]
         self.ports: List[Dict[str, Any]] = list(runtime.get("ports") or [])
         self.dns = DnsOptions.from_json(runtime.get("dns"))
         self.hostname = str(runtime.get("hostname") or f"rocket-{uuid}")
@@ -152,6 +159,9 @@ class PodNetwork:
         """Everything outside the pod's namespace that must exist before it has interfaces."""
         if self.mode != "pod":
             return
+        from . import nftables
+        from .config import subnet_of
+        from .ipam import HostLocal
         from .rtnl import Netlink
 
         self._save()  # from now on release() knows there may be leases, ports and rules to give back
@@ -189,6 +199,8 @@ class PodNetwork:
         link = self.host_link
         index = link.add_bridge(name, mtu=conf.get("mtu"))
         if conf.get("isGateway"):
+            import ipaddress
+
             gateway = ipaddress.IPv4Interface(f"{subnet.gateway}/{subnet.network.prefixlen}")
             link.add_address(index, gateway, exist_ok=True)
         link.set_up(index)
@@ -217,6 +229,10 @@ class PodNetwork:
         self.write_etc()
 
     def _builtin(self, link: Any, request: NetworkRequest, ifname: str) -> Dict[str, Any]:
+        import ipaddress
+
+        from .config import subnet_of
+
         conf = request.conf
         subnet = subnet_of(conf)
         address = ipaddress.IPv4Address(self.leases[request.name])
@@ -262,6 +278,8 @@ class PodNetwork:
         return entry
 
     def _plugin(self, request: NetworkRequest, ifname: str) -> Dict[str, Any]:
+        from . import cni
+
         conf = cni.plugin_conf(request.conf, self.data_dir)
         entry: Dict[str, Any] = {"name": request.name, "type": conf["type"], "ifname": ifname, "conf": conf}
         result = cni.invoke(
@@ -282,6 +300,8 @@ class PodNetwork:
     def _forward_ports(self) -> None:
         if not self.ports:
             return
+        from . import nftables
+
         target = next((n["address"].split("/")[0] for n in self.record["networks"] if n.get("address")), None)
         if target is None:
             raise NetworkError("the pod's ports cannot be forwarded: none of its networks gave it an address")
@@ -348,6 +368,8 @@ def check(files: PodFiles, uuid: str, pid: int) -> List[str]:
         record = json.loads(files.network.read_bytes())
     except (OSError, ValueError):
         return []
+    from . import cni
+
     problems: List[str] = []
     for entry in record.get("networks") or []:
         if entry.get("type") in ("bridge", "ptp") and "conf" not in entry:
@@ -387,6 +409,10 @@ def release(
         return []  # the pod never reached its network set-up, or it had none
     if record.get("released") or record.get("mode") != "pod":
         return []
+    from . import cni, nftables
+    from .config import NetworkRequest, subnet_of
+    from .ipam import HostLocal
+
     problems: List[str] = []
     for entry in record.get("networks") or []:
         if entry.get("type") in ("bridge", "ptp") or "conf" not in entry:

@@ -12,12 +12,12 @@ import copy
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import NetworkError, UsageError
 from ..paths import net_config_dir
+from ..record import Record
 
 DEFAULT_SUBNET = "172.16.28.0/24"  # rkt's
 DEFAULT_NETWORK: Dict[str, Any] = {
@@ -36,13 +36,15 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 INTERFACE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 
 
-@dataclass
-class NetworkRequest:
+class NetworkRequest(Record):
     """One network a pod joins: its configuration and what the pod asked of it (`IP=` and other CNI_ARGS)."""
 
-    name: str
-    conf: Dict[str, Any]
-    args: Dict[str, str] = field(default_factory=dict)
+    FIELDS = ("name", "conf", "args")
+
+    def __init__(self, name: str, conf: Dict[str, Any], args: Optional[Dict[str, str]] = None) -> None:
+        self.name = name
+        self.conf = conf
+        self.args = {} if args is None else args
 
     @property
     def builtin(self) -> bool:
@@ -56,15 +58,24 @@ class NetworkRequest:
         return cls(name=str(data["name"]), conf=dict(data["conf"]), args=dict(data.get("args") or {}))
 
 
-@dataclass
-class Subnet:
+class Subnet(Record):
     """The address range of a built-in network's host-local IPAM."""
 
-    network: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-    first: ipaddress.IPv4Address
-    last: ipaddress.IPv4Address
-    routes: List[Tuple[ipaddress.IPv4Network, Optional[ipaddress.IPv4Address]]]
+    FIELDS = ("network", "gateway", "first", "last", "routes")
+
+    def __init__(
+        self,
+        network: ipaddress.IPv4Network,
+        gateway: ipaddress.IPv4Address,
+        first: ipaddress.IPv4Address,
+        last: ipaddress.IPv4Address,
+        routes: List[Tuple[ipaddress.IPv4Network, Optional[ipaddress.IPv4Address]]],
+    ) -> None:
+        self.network = network
+        self.gateway = gateway
+        self.first = first
+        self.last = last
+        self.routes = routes
 
 
 def parse_net_flag(value: str) -> List[Tuple[str, Dict[str, str]]]:
@@ -156,6 +167,7 @@ def check_conf(conf: Dict[str, Any], *, where: str) -> None:
 
 def subnet_of(conf: Dict[str, Any], *, where: str = "") -> Subnet:
     """The host-local range of a built-in network (`subnet` or CNI's `ranges[0][0]`), checked."""
+
     where = where or f"network {conf.get('name')}"
     ipam = dict(conf.get("ipam") or {})
     ranges = ipam.get("ranges")

@@ -11,26 +11,37 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import UsageError
+from ..record import Record
 
 HOST_RESOLV_CONF = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
 
 
-@dataclass
-class DnsOptions:
+class DnsOptions(Record):
     """What the flags asked for; stored in the pod at prepare."""
 
-    servers: List[str] = field(default_factory=list)
-    search: List[str] = field(default_factory=list)
-    options: List[str] = field(default_factory=list)
-    domain: str = ""
-    mode: str = ""  # "", "host", "none" or "custom" (servers given)
-    hosts_entries: List[Tuple[str, str]] = field(default_factory=list)
-    hosts_from_host: bool = False
+    FIELDS = ("servers", "search", "options", "domain", "mode", "hosts_entries", "hosts_from_host")
+
+    def __init__(
+        self,
+        servers: Optional[List[str]] = None,
+        search: Optional[List[str]] = None,
+        options: Optional[List[str]] = None,
+        domain: str = "",
+        mode: str = "",
+        hosts_entries: Optional[List[Tuple[str, str]]] = None,
+        hosts_from_host: bool = False,
+    ) -> None:
+        self.servers = [] if servers is None else servers
+        self.search = [] if search is None else search
+        self.options = [] if options is None else options
+        self.domain = domain
+        self.mode = mode  # "", "host", "none" or "custom" (servers given)
+        self.hosts_entries = [] if hosts_entries is None else hosts_entries
+        self.hosts_from_host = hosts_from_host
 
     def to_json(self) -> Dict[str, Any]:
         return {

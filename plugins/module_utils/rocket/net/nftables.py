@@ -19,10 +19,10 @@ import ipaddress
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ..errors import NetworkError
+from ..record import Record
 
 TABLE = "rocket"
 BASE = """\
@@ -43,15 +43,17 @@ add rule ip rocket postrouting ip saddr @masq_sources ct status dnat masquerade
 """
 
 
-@dataclass
-class Forward:
+class Forward(Record):
     """One forwarded port: host (address or every local one) and port to the pod's address and port."""
 
-    protocol: str
-    host_port: int
-    pod_address: str
-    pod_port: int
-    host_ip: str = ""
+    FIELDS = ("protocol", "host_port", "pod_address", "pod_port", "host_ip")
+
+    def __init__(self, protocol: str, host_port: int, pod_address: str, pod_port: int, host_ip: str = "") -> None:
+        self.protocol = protocol
+        self.host_port = host_port
+        self.pod_address = pod_address
+        self.pod_port = pod_port
+        self.host_ip = host_ip
 
     def rule(self) -> str:
         match = f"ip daddr {ipaddress.IPv4Address(self.host_ip)} " if self.host_ip else ""

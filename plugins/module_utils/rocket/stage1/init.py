@@ -14,10 +14,10 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 from ..fileio import atomic_write
+from ..record import Record
 from .launch import Launch, exec_app
 from .rootfs import RootPlan, build_root
 
@@ -26,27 +26,48 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 60.0
 
 
-@dataclass
-class AppRun:
+class AppRun(Record):
     """Everything init needs for one app."""
 
-    name: str
-    root: RootPlan
-    main: Launch
-    pre_start: Optional[Launch] = None
-    post_stop: Optional[Launch] = None
-    stdout: int = 1  # the descriptors the app writes to (pipes to the supervisor's log relay)
-    status_path: str = ""
+    FIELDS = ("name", "root", "main", "pre_start", "post_stop", "stdout", "status_path")
+
+    def __init__(
+        self,
+        name: str,
+        root: RootPlan,
+        main: Launch,
+        pre_start: Optional[Launch] = None,
+        post_stop: Optional[Launch] = None,
+        stdout: int = 1,
+        status_path: str = "",
+    ) -> None:
+        self.name = name
+        self.root = root
+        self.main = main
+        self.pre_start = pre_start
+        self.post_stop = post_stop
+        self.stdout = stdout  # the descriptors the app writes to (pipes to the supervisor's log relay)
+        self.status_path = status_path
 
 
-@dataclass
-class PodRun:
-    apps: List[AppRun]
-    restart: str = "no"
-    stop_timeout: float = STOP_TIMEOUT
-    status_path: str = ""
-    on_event: Optional[Callable[[str, Dict[str, object]], None]] = None
-    pids: Dict[str, int] = field(default_factory=dict)
+class PodRun(Record):
+    FIELDS = ("apps", "restart", "stop_timeout", "status_path", "on_event", "pids")
+
+    def __init__(
+        self,
+        apps: List[AppRun],
+        restart: str = "no",
+        stop_timeout: float = STOP_TIMEOUT,
+        status_path: str = "",
+        on_event: Optional[Callable[[str, Dict[str, object]], None]] = None,
+        pids: Optional[Dict[str, int]] = None,
+    ) -> None:
+        self.apps = apps
+        self.restart = restart
+        self.stop_timeout = stop_timeout
+        self.status_path = status_path
+        self.on_event = on_event
+        self.pids = {} if pids is None else pids
 
 
 def _decode(status: int) -> Dict[str, object]:

@@ -12,44 +12,69 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Dict, List, NoReturn, Optional, Sequence, Set
 
+from ..record import Record
 from . import linux
 
 EXIT_CANNOT_START = 127
 
 
-@dataclass
-class Identity:
-    uid: int = 0
-    gid: int = 0
-    groups: List[int] = field(default_factory=list)
+class Identity(Record):
+    """Who an app runs as: user, group and supplementary groups."""
+
+    FIELDS = ("uid", "gid", "groups")
+
+    def __init__(self, uid: int = 0, gid: int = 0, groups: Optional[List[int]] = None) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.groups = [] if groups is None else groups
 
 
-@dataclass
-class Restrictions:
+class Restrictions(Record):
     """What confines an app (and anything entered into it)."""
 
-    capabilities: Set[int] = field(default_factory=set)
-    no_new_privs: bool = False
-    seccomp: Optional[bytes] = None  # a compiled filter, or None for none
-    cgroup_procs: List[str] = field(default_factory=list)  # cgroup.procs files to join
-    oom_score_adj: Optional[int] = None
-    cgroup_namespace: bool = True  # fly pods keep the host's view of cgroups
+    FIELDS = ("capabilities", "no_new_privs", "seccomp", "cgroup_procs", "oom_score_adj", "cgroup_namespace")
+
+    def __init__(
+        self,
+        capabilities: Optional[Set[int]] = None,
+        no_new_privs: bool = False,
+        seccomp: Optional[bytes] = None,
+        cgroup_procs: Optional[List[str]] = None,
+        oom_score_adj: Optional[int] = None,
+        cgroup_namespace: bool = True,
+    ) -> None:
+        self.capabilities = set() if capabilities is None else capabilities
+        self.no_new_privs = no_new_privs
+        self.seccomp = seccomp  # a compiled filter, or None for none
+        self.cgroup_procs = [] if cgroup_procs is None else cgroup_procs  # cgroup.procs files to join
+        self.oom_score_adj = oom_score_adj
+        self.cgroup_namespace = cgroup_namespace  # fly pods keep the host's view of cgroups
 
 
-@dataclass
-class Launch:
+class Launch(Record):
     """One process to start in an app's root."""
 
-    app: str
-    argv: List[str]
-    env: Dict[str, str]
-    root: str
-    workdir: str
-    identity: Identity
-    restrictions: Restrictions
+    FIELDS = ("app", "argv", "env", "root", "workdir", "identity", "restrictions")
+
+    def __init__(
+        self,
+        app: str,
+        argv: List[str],
+        env: Dict[str, str],
+        root: str,
+        workdir: str,
+        identity: Identity,
+        restrictions: Restrictions,
+    ) -> None:
+        self.app = app
+        self.argv = argv
+        self.env = env
+        self.root = root
+        self.workdir = workdir
+        self.identity = identity
+        self.restrictions = restrictions
 
 
 def find_program(argv0: str, env: Dict[str, str]) -> str:

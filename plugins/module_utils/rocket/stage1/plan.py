@@ -13,13 +13,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import isolators as iso
 from ..errors import PodStateError, RocketError
 from ..pod import PodFiles
+from ..record import Record
 from ..users import resolve_group, resolve_user, supplementary_groups
 from .flavor import flavor_named
 from .init import AppRun, PodRun
@@ -41,23 +41,54 @@ ENFORCED = {
 }
 
 
-@dataclass
-class PodPlan:
+class PodPlan(Record):
     """What the supervisor needs besides the PodRun: names, cgroup, metadata material, warnings."""
 
-    run: PodRun
-    uuid: str
-    hostname: str
-    private_network: bool
-    interactive: bool
-    flavor: str = "ns"
-    sysctls: Dict[str, str] = field(default_factory=dict)
-    app_limits: Dict[str, Dict[str, int]] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)
-    image_manifests: Dict[str, bytes] = field(default_factory=dict)
-    image_ids: Dict[str, str] = field(default_factory=dict)
-    manifest_bytes: bytes = b""
-    runtime: Dict[str, Any] = field(default_factory=dict)
+    FIELDS = (
+        "run",
+        "uuid",
+        "hostname",
+        "private_network",
+        "interactive",
+        "flavor",
+        "sysctls",
+        "app_limits",
+        "warnings",
+        "image_manifests",
+        "image_ids",
+        "manifest_bytes",
+        "runtime",
+    )
+
+    def __init__(
+        self,
+        run: PodRun,
+        uuid: str,
+        hostname: str,
+        private_network: bool,
+        interactive: bool,
+        flavor: str = "ns",
+        sysctls: Optional[Dict[str, str]] = None,
+        app_limits: Optional[Dict[str, Dict[str, int]]] = None,
+        warnings: Optional[List[str]] = None,
+        image_manifests: Optional[Dict[str, bytes]] = None,
+        image_ids: Optional[Dict[str, str]] = None,
+        manifest_bytes: bytes = b"",
+        runtime: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        self.run = run
+        self.uuid = uuid
+        self.hostname = hostname
+        self.private_network = private_network
+        self.interactive = interactive
+        self.flavor = flavor
+        self.sysctls = {} if sysctls is None else sysctls
+        self.app_limits = {} if app_limits is None else app_limits
+        self.warnings = [] if warnings is None else warnings
+        self.image_manifests = {} if image_manifests is None else image_manifests
+        self.image_ids = {} if image_ids is None else image_ids
+        self.manifest_bytes = manifest_bytes
+        self.runtime = {} if runtime is None else runtime
 
 
 def _isolator_map(items: Optional[List[Dict[str, Any]]]) -> Dict[str, Any]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from ..treecopy import merge_tree
+from ..record import Record
 from ..users import safe_join
 from . import linux
 
@@ -37,29 +36,44 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 
 
-@dataclass
-class VolumeMount:
+class VolumeMount(Record):
     """A volume bound into one app: host path (or the pod's empty-volume folder) onto a path in the root."""
 
-    source: str
-    target: str
-    read_only: bool = False
-    recursive: bool = True
+    FIELDS = ("source", "target", "read_only", "recursive")
+
+    def __init__(self, source: str, target: str, read_only: bool = False, recursive: bool = True) -> None:
+        self.source = source
+        self.target = target
+        self.read_only = read_only
+        self.recursive = recursive
 
 
-@dataclass
-class RootPlan:
+class RootPlan(Record):
     """What one app's root is made of."""
 
-    app: str
-    lower: str
-    upper: str
-    work: str
-    root: str
-    read_only: bool = False
-    volumes: List[VolumeMount] = field(default_factory=list)
-    console: Optional[str] = None  # a tty to bind at /dev/console (interactive pods)
-    host_view: bool = False  # fly: the host's own /proc, /sys and /dev, for host-level tools
+    FIELDS = ("app", "lower", "upper", "work", "root", "read_only", "volumes", "console", "host_view")
+
+    def __init__(
+        self,
+        app: str,
+        lower: str,
+        upper: str,
+        work: str,
+        root: str,
+        read_only: bool = False,
+        volumes: Optional[List[VolumeMount]] = None,
+        console: Optional[str] = None,
+        host_view: bool = False,
+    ) -> None:
+        self.app = app
+        self.lower = lower
+        self.upper = upper
+        self.work = work
+        self.root = root
+        self.read_only = read_only
+        self.volumes = [] if volumes is None else volumes
+        self.console = console  # a tty to bind at /dev/console (interactive pods)
+        self.host_view = host_view  # fly: the host's own /proc, /sys and /dev, for host-level tools
 
 
 def _escape_overlay(path: str) -> str:
@@ -81,6 +95,8 @@ def mount_overlay(plan: RootPlan) -> str:
     except OSError:
         # No overlayfs (or an upper on a file system it refuses): a private copy, made once.
         if not os.listdir(plan.root):
+            from ..treecopy import merge_tree  # the copy is the rare case: shutil stays off the start path
+
             merge_tree(plan.lower, plan.root, hardlink=False)
         linux.mount(plan.root, plan.root, None, linux.MS_BIND, None)
         return "copy"

@@ -1,0 +1,95 @@
+"""What keeps `rocket run` fast (bench/start.py): the modules its start path imports, and its small helpers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rocket.cgroups import PodCgroup, detect
+from rocket.limits import ImportLimits
+from rocket.pod import new_uuid
+from rocket.stage1.launch import Identity
+
+ENGINE_PARENT = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
+
+# Each costs 1-15 ms at every pod start and is needed only off that path (dataclasses with inspect;
+# shutil with bz2 and lzma; the metadata service's http.server loads in the supervisor's background).
+# ipaddress is not among them: pathlib imports it (through urllib.parse).
+STAY_OFF = (
+    "dataclasses",
+    "inspect",
+    "shutil",
+    "tempfile",
+    "subprocess",
+    "uuid",
+    "platform",
+    "hashlib",
+    "fractions",
+    "http.server",
+    "email",
+)
+
+# What `rocket run IMAGE` imports before its pod's apps start: the command line with the run verb's
+# parser, prepare, the supervisor, the plan, init, the cgroups, the app launcher and its confinement.
+START_PATH = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from rocket.cli.main import build_parser
+build_parser(["run", "example.com/app"])
+import rocket.cli.pod_run, rocket.lifecycle, rocket.stage1.boot, rocket.cgroups, rocket.net.config
+import rocket.stage1.caps, rocket.stage1.seccomp, rocket.metadata_token
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_the_start_path_leaves_the_heavy_modules_alone() -> None:
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", START_PATH, str(ENGINE_PARENT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = set(done.stdout.split())
+    assert "rocket.stage1.supervisor" in imported  # the probe ran the whole path
+    assert sorted(name for name in STAY_OFF if name in imported) == []
+
+
+def test_new_uuid_is_a_random_version_4_uuid() -> None:
+    import uuid
+
+    made = {new_uuid() for _ in range(1000)}
+    assert len(made) == 1000
+    for text in made:
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", text)
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "../etc",
+        "1C7A9E5E-4B2D-4F7E-9A0B-5D6C7E8F9A0B",
+        "1c7a9e5e4b2d4f7e9a0b5d6c7e8f9a0b",
+        "1c7a9e5e-4b2d-4f7e-9a0b-5d6c7e8f9a0b/x",
+    ],
+)
+def test_a_pod_cgroup_takes_only_a_canonical_uuid(bad: str) -> None:
+    with pytest.raises(AssertionError, match="non-UUID"):
+        PodCgroup(detect(), bad)
+
+
+def test_records_compare_and_hash_by_their_fields() -> None:
+    assert ImportLimits(1, 2) == ImportLimits(max_size=1, max_entries=2)
+    assert ImportLimits(1, 2) != ImportLimits(1, 3)
+    assert len({ImportLimits(1, 2), ImportLimits(1, 2)}) == 1
+    assert repr(ImportLimits(1, 2)) == "ImportLimits(max_size=1, max_entries=2)"
+    assert Identity(0, 0, [1]) == Identity(0, 0, [1]) and Identity(0, 0) != Identity(1, 0)
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(Identity())
+    assert Identity().groups is not Identity().groups  # a fresh list each, as default_factory gave
