@@ -109,6 +109,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
             metadata=start_metadata_service if with_metadata else None,
             metadata_listener=listener,
             network=PodNetwork(files, uuid, data_dir, plan.runtime),
+            adopt_init=cgroup.adopt if cgroup is not None else None,
             ready_fd=ready_fd,
             sysctls=plan.sysctls,
             flavor=plan.flavor,

@@ -135,6 +135,15 @@ def apply_sysctls(sysctls: Dict[str, str], *, private_network: bool) -> None:
             stream.write(str(value))
 
 
+def _children_in_own_pid_namespace() -> None:
+    """Undo unshare(CLONE_NEWPID) for later children and threads (this process never left its own)."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.setns(own, linux.CLONE_NEWPID)
+    finally:
+        os.close(own)
+
+
 def supervise(
     pod: PodRun,
     files: PodFiles,
@@ -150,11 +159,13 @@ def supervise(
     interactive: bool = False,
     metadata_listener: Optional[socket.socket] = None,
     network: Optional[PodNetwork] = None,
+    adopt_init: Optional[Callable[[int], None]] = None,
 ) -> int:
     """Run the pod to its end under the isolation `flavor` (stage1/flavor.py); returns the exit code.
 
-    The PID namespace is unshared last and apart: a process that has unshared it can start no more
-    threads (the metadata service's), and a mount namespace cannot be unshared once threads run.
+    The PID namespace is unshared last and apart: a mount namespace cannot be unshared once threads
+    run, and a process whose children go to another PID namespace cannot start threads, so the
+    metadata service's thread starts after init is forked and the supervisor has set that back.
     The pod's networks are set up around the unshare of the network namespace and torn down at the end,
     also when the set-up fails half-way.
     """
@@ -176,15 +187,12 @@ def supervise(
             interactive=interactive,
             metadata_listener=metadata_listener,
             network=network,
+            adopt_init=adopt_init,
         )
     finally:
         if network is not None:
             # Children would be born into the pod's PID namespace, which died with its init: back to ours.
-            own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                linux.setns(own, linux.CLONE_NEWPID)
-            finally:
-                os.close(own)
+            _children_in_own_pid_namespace()
             for problem in network.teardown():
                 sys.stderr.write(f"rocket: warning: pod network teardown: {problem}\n")
 
@@ -204,6 +212,7 @@ def _supervise(
     interactive: bool,
     metadata_listener: Optional[socket.socket],
     network: Optional[PodNetwork],
+    adopt_init: Optional[Callable[[int], None]],
 ) -> int:
     pipes: Dict[str, int] = {}
     for app in pod.apps:
@@ -242,20 +251,6 @@ def _supervise(
     signal.signal(signal.SIGINT, lambda signum, _frame: requested.append(signum))
     signal.signal(signal.SIGCHLD, lambda *_args: None)
 
-    # The service (and its ~30 ms of imports) starts in a thread made before the PID namespace is
-    # unshared: once it is, this thread can no longer start threads, but that one still can.
-    services: List[Any] = []
-    loader: Optional[threading.Thread] = None
-    if metadata is not None and listener is not None:
-        bound = listener
-
-        def start_service() -> None:
-            service = metadata()
-            service.serve(bound)
-            services.append(service)
-
-        loader = threading.Thread(target=start_service, name="rocket-metadata-start", daemon=True)
-        loader.start()
     if isolation.pid_namespace:
         linux.unshare(linux.CLONE_NEWPID)
     # Objects that exist now are shared with init after the fork; frozen, the collector never writes to
@@ -280,6 +275,31 @@ def _supervise(
             code = 254
         os._exit(code)
 
+    # What need not hold the pod up runs in a thread, on the other CPU while init starts the apps:
+    # moving init into the pod's cgroup (which makes the apps' own moves fast: cgroups.py, adopt), then
+    # the metadata service and its ~20 ms of imports (early requests wait in the listener's backlog).
+    # A process whose children go to another PID namespace cannot start threads: back to its own first.
+    services: List[Any] = []
+    loader: Optional[threading.Thread] = None
+    bound = listener if metadata is not None else None
+
+    def in_background() -> None:
+        if adopt_init is not None:
+            with contextlib.suppress(OSError):  # init may be gone already; it only loses the head start
+                adopt_init(init_pid)
+        if metadata is not None and bound is not None:
+            service = metadata()
+            service.serve(bound)
+            services.append(service)
+
+    if adopt_init is not None or bound is not None:
+        if isolation.pid_namespace:
+            _children_in_own_pid_namespace()
+        # The main thread must win the GIL back within a fraction of a millisecond when the pod's end
+        # wakes it, not after the default 5 ms slices of imports.
+        sys.setswitchinterval(0.0005)
+        loader = threading.Thread(target=in_background, name="rocket-supervisor-background", daemon=True)
+        loader.start()
     for app in pod.apps:
         if app.stdout != 1:
             os.close(app.stdout)
