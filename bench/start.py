@@ -13,9 +13,11 @@ untimed, then all of them in turn, --runs times, in the opposite order every oth
 and containers are removed and the file system synced between runs, outside the timing. The disk is
 shared, so only the ratios measured side by side in one run mean anything.
 
-rocket is timed both as this checkout's console script (`.venv/bin/rocket`, or --rocket PATH) and as
-`/usr/bin/python3 -m rocket` with PYTHONPATH=plugins/module_utils: the same engine, two start-up paths
-(a virtual environment with an editable install, against a bare interpreter).
+rocket is timed in three forms, the same engine with three start-up paths: this checkout's console
+script (`.venv/bin/rocket`, or --rocket PATH: a virtual environment with an editable install),
+`/usr/bin/python3 -m rocket` with PYTHONPATH=plugins/module_utils, and the host launcher, what the
+appc.rocket.engine module installs as /usr/bin/rocket on a managed host (`python3 -I -S` with the engine
+copy first on sys.path).
 
 Then the idle-pod part: --pods detached pods running `/bin/sleep 3600`, started one after the other
 (pods per second), their memory as the sum of the PSS of every process of each pod (supervisor, pod
@@ -100,6 +102,10 @@ PODMAN_GOAL = 0.5  # rocket at most half of podman
 
 ROCKET_VENV = "rocket (console script)"
 ROCKET_MODULE = "rocket (python3 -m)"
+ROCKET_HOST = "rocket (host launcher)"
+# What appc.rocket.engine installs as /usr/bin/rocket on a managed host (plugins/modules/engine.py's
+# LAUNCHER): an isolated interpreter without site, with the engine copy first on the path.
+HOST_LAUNCHER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from rocket.cli.main import main; main()"
 RUNC = "runc run"
 PODMAN = "podman run --network none"
 
@@ -298,6 +304,11 @@ def rocket_forms(rocket: Optional[str], scratch: Path) -> Dict[str, Rocket]:
     module_env = dict(base, PYTHONPATH=str(ENGINE_PARENT))
     forms[ROCKET_MODULE] = Rocket(
         [python, "-m", "rocket"], module_env, f"{python} -m rocket with PYTHONPATH={ENGINE_PARENT}"
+    )
+    forms[ROCKET_HOST] = Rocket(
+        [python, "-I", "-S", "-c", HOST_LAUNCHER, str(ENGINE_PARENT)],
+        base,
+        f"{python} -I -S with {ENGINE_PARENT} first on sys.path, as /usr/bin/rocket on a managed host",
     )
     return forms
 

@@ -20,6 +20,7 @@ ENGINE_PARENT = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 # shutil with bz2 and lzma; the metadata service's http.server loads in the supervisor's background).
 # ipaddress is not among them: pathlib imports it (through urllib.parse).
 STAY_OFF = (
+    "typing",  # annotations only: the modules on the path import it under TYPE_CHECKING
     "dataclasses",
     "inspect",
     "shutil",
@@ -31,6 +32,7 @@ STAY_OFF = (
     "fractions",
     "http.server",
     "email",
+    "copy",
 )
 
 # What `rocket run IMAGE` imports before its pod's apps start: the command line with the run verb's

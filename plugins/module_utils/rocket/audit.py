@@ -11,9 +11,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
 
 from .fileio import append_record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 # What a record's "event" may be; each has its own required fields, checked when written.
 EVENT_FIELDS = {

@@ -30,12 +30,15 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
 
 from .errors import RocketError
 from .isolators import CPU_SHARES, OOM_SCORE_ADJ, RESOURCE_CPU, RESOURCE_MEMORY
 from .names import AC_NAME_RE
 from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Iterator, List, Optional, Tuple
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 FILESYSTEMS = Path("/proc/filesystems")

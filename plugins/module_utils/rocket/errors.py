@@ -18,7 +18,9 @@ context. Tests check the type and the fields, never the wording. A programming m
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class RocketError(Exception):

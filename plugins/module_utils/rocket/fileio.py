@@ -10,7 +10,10 @@ import contextlib
 import ctypes
 import os
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterator, Optional
 
 
 @contextlib.contextmanager

@@ -11,11 +11,14 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from .errors import StoreError
 from .locks import FileLock
 from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (

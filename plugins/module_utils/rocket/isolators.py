@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import ManifestError
 from .names import (
@@ -25,8 +24,11 @@ from .names import (
     show,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+
 if TYPE_CHECKING:
     from fractions import Fraction
+    from typing import Any, Callable
 
 RESOURCE_CPU = "resource/cpu"
 RESOURCE_MEMORY = "resource/memory"
@@ -316,10 +318,9 @@ def _check_sysctl(value: object, field: str) -> None:
 
 
 _APP, _POD, _BOTH = "app", "pod", "app or pod"
-_Checker = Callable[[object, str], None]
 
 # name -> (value check, scope of spec/ace.md, several instances allowed as in the Go reference)
-_KNOWN: dict[str, tuple[_Checker, str, bool]] = {
+_KNOWN: dict[str, tuple[Callable[[object, str], None], str, bool]] = {
     RESOURCE_CPU: (_check_cpu_or_memory, _BOTH, False),
     RESOURCE_MEMORY: (_check_cpu_or_memory, _BOTH, False),
     RESOURCE_BLOCK_BANDWIDTH: (_check_per_device_resource, _BOTH, False),

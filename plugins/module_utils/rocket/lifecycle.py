@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
 
 from .audit import AuditLog
 from .errors import NetworkError, PodStateError, RocketError, TrustError, UsageError
@@ -25,6 +24,10 @@ from .pod import EXITED_GARBAGE, GARBAGE, HANDOVER, PREPARE, PREPARED, RUN, Pod
 from .record import Record
 from .render import rendered_rootfs
 from .store import Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Set
 
 RESTART_POLICIES = ("no", "on-failure", "always")
 FLAVORS = ("ns", "fly")  # stage1/flavor.py defines them

@@ -9,9 +9,12 @@ import os
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Optional, Type
 
 from .errors import StoreError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Optional, Type
 
 
 class FileLock:

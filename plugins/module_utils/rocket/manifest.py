@@ -14,7 +14,6 @@ import ipaddress
 import json
 import re
 import urllib.parse
-from typing import Any
 
 from .errors import ManifestError
 from .isolators import check_isolators
@@ -34,6 +33,10 @@ from .names import (
     require,
     show,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any
 
 IMAGE_MANIFEST = "ImageManifest"
 POD_MANIFEST = "PodManifest"

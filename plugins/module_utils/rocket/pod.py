@@ -22,12 +22,15 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
 
 from .errors import NotFoundError, PodStateError, StoreError, UsageError
 from .fileio import atomic_write, fsync_dir, remove_tree
 from .paths import pod_state_dir as state_dir
 from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 EMBRYO = "embryo"
 PREPARE = "prepare"

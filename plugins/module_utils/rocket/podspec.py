@@ -9,14 +9,17 @@ list of warnings for isolators rocket will not enforce.
 
 from __future__ import annotations
 
-import copy
-from typing import Any, Dict, List, Optional
+import json
 
 from . import AC_VERSION
 from .errors import ManifestError, UsageError
 from .manifest import validate_pod_manifest
 from .names import app_name_from_image
 from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 # Per-app flags with a value, by rkt's names.
 APP_FLAGS = (
@@ -138,7 +141,8 @@ def _isolator(name: str, value: Any) -> Dict[str, Any]:
 
 def _app_overrides(request: AppRequest, image_app: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """The pod manifest's `app` for one request: the image's app with the flags applied (rkt's order)."""
-    app: Dict[str, Any] = copy.deepcopy(image_app) if image_app else {"user": "0", "group": "0"}
+    # A deep copy of JSON data, without the copy module (and weakref) on the pod-start path.
+    app: Dict[str, Any] = json.loads(json.dumps(image_app)) if image_app else {"user": "0", "group": "0"}
     exec_flag = request.one("exec")
     if exec_flag is not None:
         app["exec"] = [exec_flag] + (request.args or [])

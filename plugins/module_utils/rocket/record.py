@@ -7,7 +7,9 @@ list their fields in FIELDS; HASHABLE ones are read-only by convention and hash 
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Tuple
 
 
 class Record:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Sequence, Set
 
 from .errors import ImageError, NotFoundError
 from .fileio import fsync_dir, remove_tree, syncfs
 from .locks import FileLock
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+
 if TYPE_CHECKING:
+    from typing import Dict, List, Sequence, Set
+
     from .store import Store
 
 MAX_DEPTH = 64

@@ -13,7 +13,6 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import ImageError, NotFoundError, StoreError, UsageError
 from .fileio import fsync_dir, remove_tree, syncfs
@@ -22,6 +21,10 @@ from .limits import ImportLimits
 from .locks import FileLock
 from .paths import StorePaths
 from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable, Dict, List, Optional, Set, Tuple
 
 MIN_ID_PREFIX = 4
 

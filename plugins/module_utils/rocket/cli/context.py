@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import FrozenSet, List, Optional
 
 from ..errors import UsageError
 from ..limits import ImportLimits
 from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG
 from ..record import Record
 from ..store import Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import FrozenSet, List, Optional
 
 # rkt's names; "all" and the two group names expand below.
 INSECURE_OPTIONS = frozenset({"none", "image", "tls", "ondisk", "http", "pubkey", "capabilities", "paths", "seccomp"})

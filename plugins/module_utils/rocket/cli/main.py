@@ -11,13 +11,16 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import RocketError
 from ..limits import ImportLimits
 from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG
 from .context import Context, env_path, parse_insecure_options
 from .units import parse_size
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional
 
 EXIT_ENGINE_ERROR = 254
 EXIT_INTERRUPTED = 130

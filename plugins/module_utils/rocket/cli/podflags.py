@@ -6,7 +6,6 @@ import argparse
 import ipaddress
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
 
 from ..errors import ManifestError, NotFoundError, UsageError
 from ..lifecycle import FLAVORS, RESTART_POLICIES, PodOptions
@@ -14,6 +13,10 @@ from ..manifest import load_pod_manifest
 from ..net.dns import options_from_flags
 from ..podspec import AppRequest, build_pod_manifest, parse_app_section, volume_from_flag
 from .context import Context
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Tuple
 
 
 def add_pod_flags(parser: argparse.ArgumentParser) -> None:

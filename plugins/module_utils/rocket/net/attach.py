@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 from ..errors import NetworkError, RocketError
 from ..fileio import atomic_write
@@ -30,7 +29,11 @@ from .dns import DnsOptions, hosts_file, resolv_conf
 
 # The modules for real networks (CNI, nftables, addresses, leases) are imported where a pod has
 # networks: a pod on `--net=none` or `host` starts without them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+
 if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, Optional
+
     from . import nftables
     from .config import NetworkRequest
 

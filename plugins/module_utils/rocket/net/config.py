@@ -8,16 +8,18 @@ prepared with even if `net.d` changes later.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import json
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import NetworkError, UsageError
 from ..paths import net_config_dir
 from ..record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 DEFAULT_SUBNET = "172.16.28.0/24"  # rkt's
 DEFAULT_NETWORK: Dict[str, Any] = {
@@ -220,9 +222,9 @@ def resolve_requests(flag: str, config_dirs: List[Path]) -> Tuple[str, List[Netw
         if configs is None:
             configs = load_configs(config_dirs)
         if name in configs:
-            conf = copy.deepcopy(configs[name][0])
+            conf = json.loads(json.dumps(configs[name][0]))  # a deep copy without the copy module
         elif name == "default":
-            conf = copy.deepcopy(DEFAULT_NETWORK)
+            conf = json.loads(json.dumps(DEFAULT_NETWORK))
         else:
             known = ", ".join(["default", *sorted(n for n in configs if n != "default")])
             raise UsageError(

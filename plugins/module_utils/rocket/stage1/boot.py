@@ -10,7 +10,6 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 from ..audit import AuditLog
 from ..errors import RocketError
@@ -20,6 +19,10 @@ from ..pod import PodFiles
 from .flavor import flavor_named
 from .plan import build_plan
 from .supervisor import METADATA_PORT, supervise
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 
 def _warn(message: str) -> None:

@@ -11,10 +11,12 @@ fly  rkt's stage1-fly, for host-level tools: only a mount namespace for the app 
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Set
-
 from ..errors import UsageError
 from . import linux
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Set
 
 
 class Flavor:

@@ -14,12 +14,15 @@ import json
 import os
 import signal
 import time
-from typing import Callable, Dict, List, Optional
 
 from ..fileio import atomic_write
 from ..record import Record
 from .launch import Launch, exec_app
 from .rootfs import RootPlan, build_root
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional
 
 STOP_TIMEOUT = 10.0
 BACKOFF_START = 0.5

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Dict, List, NoReturn, Optional, Sequence, Set
 
 from ..record import Record
 from . import linux
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Dict, List, NoReturn, Optional, Sequence, Set
 
 EXIT_CANNOT_START = 127
 

@@ -14,7 +14,6 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
 
 from .. import isolators as iso
 from ..errors import PodStateError, RocketError
@@ -25,6 +24,10 @@ from .flavor import flavor_named
 from .init import AppRun, PodRun
 from .launch import Identity, Launch, Restrictions
 from .rootfs import RootPlan, VolumeMount
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENFORCED = {

@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import List, Optional
 
 from ..record import Record
 from ..users import safe_join
 from . import linux
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 # rkt's and runc's lists: files hidden behind /dev/null, folders behind an empty read-only tmpfs,
 # and paths made read-only.

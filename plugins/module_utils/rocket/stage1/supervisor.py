@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
 
 from ..fileio import atomic_write
 from ..net.attach import PodNetwork
@@ -28,6 +27,10 @@ from ..pod import PodFiles
 from . import linux
 from .flavor import flavor_named
 from .init import PodRun, pod_init_main
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional
 
 LOG_CAP = 8 << 20
 PR_SET_DUMPABLE = 4
