@@ -108,6 +108,30 @@ def test_detach_stop_rm_gc(rocket: Rocket) -> None:
     assert not list((rocket.data / "pods").glob(f"*/{uuid}"))
 
 
+def test_the_pods_init_lives_in_the_pods_v1_cgroups(rocket: Rocket) -> None:
+    """The supervisor moves init into the pod's cgroup folder of every v1 hierarchy (cgroups.py, adopt);
+    the app stays in its own folder below."""
+    uuid = detach(rocket, "example.com/busybox", "--exec", "/bin/sleep", "--", "600")
+    init_pid = json.loads((rocket.data / "pods" / "run" / uuid / "status.json").read_text())["init_pid"]
+    v1_folders = [
+        folder
+        for folder in Path("/sys/fs/cgroup").glob(f"*/rocket/{uuid}")
+        if not (folder / "cgroup.controllers").exists()  # v2 keeps processes in leaves only
+    ]
+    if not v1_folders:
+        rocket("stop", uuid)
+        pytest.skip("no v1 cgroup hierarchy here")
+    deadline = time.monotonic() + 10  # the move runs in the supervisor's background thread
+    while time.monotonic() < deadline and not all(
+        str(init_pid) in (folder / "cgroup.procs").read_text().split() for folder in v1_folders
+    ):
+        time.sleep(0.02)
+    for folder in v1_folders:
+        assert str(init_pid) in (folder / "cgroup.procs").read_text().split(), folder
+        assert (folder / "busybox" / "cgroup.procs").read_text().split() != []
+    rocket("stop", uuid)
+
+
 def test_killed_supervisor_leaves_nothing_after_gc(rocket: Rocket) -> None:
     uuid = detach(rocket, "example.com/busybox", "--memory=64M", "--exec", "/bin/sleep", "--", "600")
     supervisor = json.loads((rocket.data / "pods" / "run" / uuid / "supervisor").read_text())["pid"]
