@@ -293,7 +293,7 @@ class PodCgroup:
                     break
                 except OSError as exc:
                     if isinstance(exc, FileNotFoundError) and attempt < 4:
-                        continue  # another pod's destroy() removed the shared base between our mkdirs
+                        continue  # the shared base was removed between our mkdirs (by an operator, an older rocket)
                     raise RocketError(
                         f"cannot create cgroup {self.path(hierarchy)}: {exc.strerror}",
                         hint="rocket must run as root with the cgroup file systems mounted read-write",
@@ -554,9 +554,9 @@ class PodCgroup:
                                 cgroup=str(folder),
                             ) from exc
                         time.sleep(0.01)  # a killed process leaves its cgroup a moment after it dies
-            if hierarchy.version == 1 or self.parent is None:
-                with contextlib.suppress(OSError):  # shared by all pods: gone only with the last one
-                    self._base(hierarchy).rmdir()
+        # The shared `rocket` folder above the pods stays, as container runtimes' parent cgroups do:
+        # removing it after the last pod and making it again for the next cost 18 cgroup operations
+        # (about 3 ms) of every `rocket run`.
 
 
 def _relative(parent: str) -> str:
