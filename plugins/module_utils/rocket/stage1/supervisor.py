@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 LOG_CAP = 8 << 20
 PR_SET_DUMPABLE = 4
 METADATA_PORT = 2375
+BACKGROUND_NICE = 10  # the supervisor's background thread, once init is in its cgroups
 
 
 def process_start_time(pid: int) -> int:
@@ -291,7 +292,14 @@ def _supervise(
             with contextlib.suppress(OSError):  # init may be gone already; it only loses the head start
                 adopt_init(init_pid)
         if metadata is not None and bound is not None:
+            # Linux nice values are per thread: the service's imports yield the CPU to the pod's init
+            # and apps, which are starting at the same moment; it serves at the normal priority.
+            thread = threading.get_native_id()
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, thread, BACKGROUND_NICE)
             service = metadata()
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, thread, 0)
             service.serve(bound)
             services.append(service)
 
