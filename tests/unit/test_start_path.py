@@ -63,7 +63,7 @@ def test_the_start_path_leaves_the_heavy_modules_alone() -> None:
 def test_new_uuid_is_a_random_version_4_uuid() -> None:
     import uuid
 
-    made = {new_uuid() for _ in range(1000)}
+    made = {new_uuid() for _attempt in range(1000)}
     assert len(made) == 1000
     for text in made:
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", text)
