@@ -208,6 +208,90 @@ def test_keep_alive_serves_several_requests_on_one_connection(pod_a: Running) ->
         conn.close()
 
 
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes, then read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(data)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_pipelined_requests_are_answered_in_order(pod_a: Running) -> None:
+    head = f"GET /{pod_a.token}/acMetadata/v1/pod/uuid HTTP/1.1\r\nHost: x\r\nMetadata-Flavor: AppContainer\r\n"
+    last = head.replace("pod/uuid", "apps/web/image/id") + "Connection: close\r\n\r\n"
+    reply = raw_exchange(pod_a.port, (head + "\r\n" + head + "\r\n" + last).encode())
+    assert reply.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert reply.index(POD_A.encode()) < reply.rindex(POD_A.encode()) < reply.index(IMAGE_ID.encode())
+    assert b"Connection: close\r\n" in reply
+
+
+def test_head_gets_the_headers_only(pod_a: Running) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", pod_a.port, timeout=5)
+    try:
+        conn.request("HEAD", f"/{pod_a.token}/acMetadata/v1/pod/uuid", headers=FLAVOR)
+        response = conn.getresponse()
+        assert response.status == 405 and response.getheader("Allow") == "GET"
+        assert response.read() == b""
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET /x HTTP/2.0\r\n\r\n", b"505"),
+        (b"GET /x HTTP/1.1\r\nno colon here\r\n\r\n", b"400"),
+        (b"POST /x HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", b"400"),
+        (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", b"411"),
+        (b"GET /x HTTP/1.1\r\nX-Filler: " + b"a" * (20 << 10) + b"\r\n\r\n", b"431"),
+        (b"GET /x HTTP/1.1\r\nX-Filler: " + b"a" * (20 << 10), b"431"),  # no end of head in sight
+    ],
+)
+def test_malformed_requests_get_an_error_and_the_connection_closes(pod_a: Running, data: bytes, status: bytes) -> None:
+    reply = raw_exchange(pod_a.port, data)
+    assert reply.startswith(b"HTTP/1.1 " + status + b" "), reply[:80]
+    assert b"Connection: close\r\n" in reply
+    assert pod_a.api("GET", "/pod/uuid")[0] == 200  # and the service carries on
+
+
+def test_an_idle_connection_is_closed_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata, "REQUEST_TIMEOUT", 0.3)
+    running = Running(POD_A)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as idle:
+            idle.sendall(b"GET /half-a-request")
+            started = time.monotonic()
+            assert idle.recv(1) == b""  # closed without an answer
+            assert 0.2 < time.monotonic() - started < 3
+        assert running.api("GET", "/pod/uuid")[0] == 200
+    finally:
+        running.service.shutdown()
+
+
+def test_a_failing_handler_answers_500_and_the_service_carries_on(pod_a: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(route: str, body: bytes) -> metadata.Response:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(pod_a.service, "answer", broken)
+    assert pod_a.api("GET", "/pod/uuid")[0] == 500
+    monkeypatch.undo()
+    assert pod_a.api("GET", "/pod/uuid")[0] == 200
+
+
+def test_the_service_starts_no_thread_per_connection(pod_a: Running) -> None:
+    before = threading.active_count()
+    conns = [socket.create_connection(("127.0.0.1", pod_a.port), timeout=5) for _ in range(10)]
+    try:
+        assert pod_a.api("GET", "/pod/uuid")[0] == 200
+        assert threading.active_count() == before
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def test_connections_beyond_the_cap_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metadata, "MAX_CONNECTIONS", 4)
     running = Running(POD_A)

@@ -23,29 +23,27 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import http.server
 import json
 import os
-import secrets
-import selectors
-import socket
-import socketserver
 import stat
 import struct
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
 from .errors import RocketError
 from .fileio import atomic_write
 from .locks import FileLock
+from .metadata_http import HttpServer, Request, Response
 from .metadata_token import metadata_url as metadata_url  # pylint: disable=unused-import,useless-import-alias
 from .metadata_token import new_token as new_token  # pylint: disable=unused-import,useless-import-alias
 from .names import AC_NAME_RE
+from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing in the supervisor
+if TYPE_CHECKING:
+    import socket
+    import threading
+    from typing import Any, Dict, Optional, Tuple
 
 FLAVOR_HEADER = "Metadata-Flavor"
 FLAVOR = "AppContainer"
@@ -53,20 +51,23 @@ API_PREFIX = "/acMetadata/v1"
 HMAC_KEY_BYTES = 64
 TOKEN_BYTES = 32  # 256 bits; the spec asks for at least 128
 MAX_BODY = 1 << 20
-REQUEST_TIMEOUT = 10.0  # seconds an idle or slow connection may hold a thread
-MAX_CONNECTIONS = 64  # more at once are closed unanswered: a pod cannot pile threads into its supervisor
+REQUEST_TIMEOUT = 10.0  # seconds a connection may stay idle (or trickle a request in)
+MAX_CONNECTIONS = 64  # more at once are closed unanswered: a pod cannot exhaust its supervisor's descriptors
 
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=us-ascii"
 _MAC_DOMAIN = b"rocket acMetadata v1 hmac\x00"
 
 
-@dataclass(frozen=True)
-class AppMetadata:
+class AppMetadata(Record):
     """What the service tells about one app: its image's manifest (raw JSON) and image ID."""
 
-    image_manifest: bytes
-    image_id: str
+    FIELDS = ("image_manifest", "image_id")
+    HASHABLE = True
+
+    def __init__(self, image_manifest: bytes, image_id: str) -> None:
+        self.image_manifest = image_manifest
+        self.image_id = image_id
 
 
 # --- Token, URL and the host key ---------------------------------------------------------------------
@@ -104,12 +105,15 @@ def load_hmac_key(path: Path) -> bytes:
     with FileLock(path.with_name(path.name + ".lock")):
         key = _read_key(path)  # another process may have created it while we waited
         if key is None:
-            key = secrets.token_bytes(HMAC_KEY_BYTES)
+            key = os.urandom(HMAC_KEY_BYTES)  # what secrets.token_bytes does
             atomic_write(path, key, mode=0o600)
     return key
 
 
 def _mac(key: bytes, pod_uuid: str, content: bytes) -> bytes:
+    import hashlib  # with hmac, loads libcrypto: only once a pod signs or verifies
+    import hmac
+
     uuid_bytes = pod_uuid.encode()
     message = b"".join(
         (_MAC_DOMAIN, struct.pack(">Q", len(uuid_bytes)), uuid_bytes, struct.pack(">Q", len(content)), content)
@@ -124,24 +128,16 @@ def sign(key: bytes, pod_uuid: str, content: bytes) -> str:
 
 def verify(key: bytes, pod_uuid: str, content: bytes, signature: str) -> bool:
     """Whether `signature` is what `sign` gives for this pod UUID and content (constant time)."""
+    from hmac import compare_digest
+
     try:
         given = base64.b64decode(signature.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error):
         return False
-    return hmac.compare_digest(given, _mac(key, pod_uuid, content))
+    return compare_digest(given, _mac(key, pod_uuid, content))
 
 
 # --- Answers -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Response:
-    """One HTTP answer: status, content type, body and extra headers."""
-
-    status: int
-    content_type: str
-    body: bytes
-    headers: Tuple[Tuple[str, str], ...] = ()
 
 
 def _json(value: Any) -> bytes:
@@ -214,16 +210,16 @@ class MetadataService:
             self._get[f"/apps/{name}/annotations"] = (JSON_TYPE, _json(annotations))
             self._get[f"/apps/{name}/image/manifest"] = (JSON_TYPE, app.image_manifest)
             self._get[f"/apps/{name}/image/id"] = (TEXT_TYPE, app.image_id.encode("ascii"))
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
-        self._wake: Tuple[int, int] = (-1, -1)
+        self._server: Optional[HttpServer] = None
 
     def check(self, method: str, target: str, flavor: Optional[str]) -> Tuple[Optional[Response], str]:
         """Authenticate and route a request line: (an error answer or None, the path under the API)."""
+        from hmac import compare_digest
+
         path = target.split("?", 1)[0]
         # compare_digest on the token segment: a timing side channel must not reveal it byte by byte.
         segment = path.encode("utf-8", "replace")[: len(self._token_bytes)]
-        if not hmac.compare_digest(segment.ljust(len(self._token_bytes), b"\0"), self._token_bytes):
+        if not compare_digest(segment.ljust(len(self._token_bytes), b"\0"), self._token_bytes):
             return _text(401, "missing or wrong metadata token"), ""
         if flavor != FLAVOR:
             return _text(400, f"header {FLAVOR_HEADER}: {FLAVOR} is required"), ""
@@ -255,131 +251,27 @@ class MetadataService:
             return _text(200, "valid")
         return _text(403, "signature does not match this content and pod UUID")
 
+    def handle(self, request: Request) -> Response:
+        """The answer to one HTTP request (the server in metadata_http.py has parsed it)."""
+        error, route = self.check(request.method, request.target, request.headers.get(FLAVOR_HEADER.lower()))
+        if error is not None:
+            return error
+        if request.method == "POST":
+            kind = request.headers.get("content-type", "application/x-www-form-urlencoded").split(";")[0].strip()
+            if kind != "application/x-www-form-urlencoded":
+                return _text(415, "send application/x-www-form-urlencoded")
+        return self.answer(route, request.body)
+
     def serve(self, sock: socket.socket) -> threading.Thread:
         """Serve on a bound socket (listening from now on) in a daemon thread; the service owns the socket."""
         if self._server is not None:
             raise AssertionError("bug: metadata service served twice")
-        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-            sock.listen(64)
-        self._server = _Server(sock, self)
-        self._wake = os.pipe()
-        self._thread = threading.Thread(target=self._loop, name="rocket-metadata", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def _loop(self) -> None:
-        # serve_forever() polls for shutdown every poll_interval; a wake-up pipe stops at once, idle costs nothing.
-        server, (wake, _wake_writer) = self._server, self._wake
-        if server is None:
-            raise AssertionError("bug: metadata loop without a server")
-        with selectors.DefaultSelector() as selector:
-            selector.register(server.socket, selectors.EVENT_READ)
-            selector.register(wake, selectors.EVENT_READ)
-            while not any(key.fd == wake for key, _events in selector.select()):
-                server.handle_request()  # accepts one connection; a thread of its own answers it
+        self._server = HttpServer(
+            sock, self.handle, max_connections=MAX_CONNECTIONS, timeout=REQUEST_TIMEOUT, max_body=MAX_BODY
+        )
+        return self._server.start()
 
     def shutdown(self) -> None:
-        """Stop accepting, close the listening socket; idempotent (open connections end on their own)."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        os.write(self._wake[1], b"x")
-        thread.join()
-        server.server_close()
-        for fd in self._wake:
-            os.close(fd)
-        self._thread = None
-
-
-# --- HTTP plumbing -----------------------------------------------------------------------------------
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    """An HTTP server on a listening socket made elsewhere (possibly in another network namespace)."""
-
-    daemon_threads = True
-    block_on_close = False
-    timeout = 0  # handle_request() runs only once the socket is readable: never wait in it
-
-    def __init__(self, sock: socket.socket, service: MetadataService) -> None:
-        address = sock.getsockname()
-        # Not HTTPServer.__init__: that would create and bind a socket in this thread's namespace.
-        socketserver.BaseServer.__init__(self, address, _Handler)  # pylint: disable=non-parent-init-called
-        self.socket = sock
-        self.server_name, self.server_port = str(address[0]), int(address[1])
-        self.service = service
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Answer in a thread of its own, or close the connection at once when all slots are taken."""
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """The connection's thread: serve it, then free its slot."""
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Drop a broken connection quietly: a pod's client must not fill the supervisor's stderr."""
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "rocket-metadata"
-    sys_version = ""
-    timeout = REQUEST_TIMEOUT
-    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No request log: the service must stay silent on stderr."""
-
-    def _dispatch(self) -> None:
-        service = self.server.service
-        error, route = service.check(self.command, self.path, self.headers.get(FLAVOR_HEADER))
-        if error is None and self.command == "POST":
-            error, body = self._read_body()
-        else:
-            body = b""
-        self._send(error or service.answer(route, body))
-
-    def _read_body(self) -> Tuple[Optional[Response], bytes]:
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            return _text(411, "send the body with a Content-Length"), b""
-        kind = self.headers.get("Content-Type", "application/x-www-form-urlencoded").split(";")[0].strip()
-        length_text = self.headers.get("Content-Length", "0")
-        if not length_text.isdigit():
-            self.close_connection = True
-            return _text(400, "bad Content-Length"), b""
-        length = int(length_text)
-        if length > MAX_BODY:
-            self.close_connection = True  # the unread body must not be parsed as the next request
-            return _text(413, f"the body exceeds {MAX_BODY} bytes"), b""
-        body = self.rfile.read(length)
-        if kind != "application/x-www-form-urlencoded":
-            return _text(415, "send application/x-www-form-urlencoded"), b""
-        return None, body
-
-    def _send(self, response: Response) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
+        """Stop serving: close the listening socket and the open connections; idempotent."""
+        if self._server is not None:
+            self._server.shutdown()

@@ -35,10 +35,12 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from . import locks as _locks
     from . import manifest as _manifest
     from . import metadata as _metadata
+    from . import metadata_http as _metadata_http
     from . import metadata_token as _metadata_token
     from . import names as _names
     from . import openpgp as _openpgp
     from . import paths as _paths
+    from . import patterns as _patterns
     from . import pod as _pod
     from . import podspec as _podspec
     from . import policy as _policy
