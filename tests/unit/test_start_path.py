@@ -16,8 +16,9 @@ from rocket.stage1.launch import Identity
 
 ENGINE_PARENT = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 
-# Each costs 1-15 ms at every pod start and is needed only off that path (dataclasses with inspect;
-# shutil with bz2 and lzma; the metadata service's http.server loads in the supervisor's background).
+# Each costs 1-35 ms at every pod start and is needed only off that path (dataclasses with inspect;
+# shutil with bz2 and lzma; http.server with socketserver, email and ssl, which the metadata service
+# does without: it loads in the supervisor while the apps start, and its CPU is theirs).
 # ipaddress is not among them: pathlib imports it (through urllib.parse).
 STAY_OFF = (
     "typing",  # annotations only: the modules on the path import it under TYPE_CHECKING
@@ -31,20 +32,38 @@ STAY_OFF = (
     "hashlib",
     "fractions",
     "http.server",
+    "socketserver",
     "email",
+    "ssl",
+    "hmac",
+    "secrets",
+    "random",
     "copy",
 )
 
 # What `rocket run IMAGE` imports before its pod's apps start: the command line with the run verb's
 # parser, prepare, the supervisor, the plan, init, the cgroups, the app launcher and its confinement.
 START_PATH = """
-import sys
+import re, sys
+compiled_by_rocket = []
+plain_compile = re.compile
+
+
+def recording_compile(pattern, flags=0):
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if caller.startswith("rocket"):
+        compiled_by_rocket.append(f"{caller}: {pattern}")
+    return plain_compile(pattern, flags)
+
+
+re.compile = recording_compile
 sys.path.insert(0, sys.argv[1])
 from rocket.cli.main import build_parser
 build_parser(["run", "example.com/app"])
 import rocket.cli.pod_run, rocket.lifecycle, rocket.stage1.boot, rocket.cgroups, rocket.net.config
-import rocket.stage1.caps, rocket.stage1.seccomp, rocket.metadata_token
+import rocket.stage1.caps, rocket.stage1.seccomp, rocket.metadata_token, rocket.metadata
 print(" ".join(sorted(sys.modules)))
+print("\\n".join(compiled_by_rocket), file=sys.stderr)
 """
 
 
@@ -58,6 +77,31 @@ def test_the_start_path_leaves_the_heavy_modules_alone() -> None:
     imported = set(done.stdout.split())
     assert "rocket.stage1.supervisor" in imported  # the probe ran the whole path
     assert sorted(name for name in STAY_OFF if name in imported) == []
+
+
+def test_importing_the_start_path_compiles_no_pattern() -> None:
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", START_PATH, str(ENGINE_PARENT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "rocket.manifest" in done.stdout.split()
+    assert done.stderr.strip() == ""  # each is compiled when first used (rocket/patterns.py)
+
+
+def test_a_lazy_pattern_acts_as_the_compiled_one() -> None:
+    from rocket.patterns import LazyPattern
+
+    lazy = LazyPattern(r"(\d+)([a-z]?)", re.IGNORECASE)
+    plain = re.compile(r"(\d+)([a-z]?)", re.IGNORECASE)
+    for text in ("12", "12K", "x12", "12kk", ""):
+        for method in ("fullmatch", "match", "search", "findall"):
+            got, want = getattr(lazy, method)(text), getattr(plain, method)(text)
+            assert (got.groups() if isinstance(got, re.Match) else got) == (
+                want.groups() if isinstance(want, re.Match) else want
+            ), (method, text)
+    assert lazy.sub(lambda match: match.group(1), "a12b 7") == plain.sub(lambda match: match.group(1), "a12b 7")
 
 
 def test_new_uuid_is_a_random_version_4_uuid() -> None:

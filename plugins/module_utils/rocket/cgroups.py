@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from pathlib import Path
 from .errors import RocketError
 from .isolators import CPU_SHARES, OOM_SCORE_ADJ, RESOURCE_CPU, RESOURCE_MEMORY
 from .names import AC_NAME_RE
+from .patterns import LazyPattern
 from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
@@ -55,7 +55,7 @@ CPU_MIN_QUOTA_US = 1_000  # the kernel refuses a quota under 1 ms
 # systemd's conversion of cpu.shares to cpu.weight (cgroup_cpu_shares_to_weight).
 _SHARES_DEFAULT, _WEIGHT_DEFAULT, _WEIGHT_MIN, _WEIGHT_MAX = 1024, 100, 1, 10_000
 
-_ESCAPE_RE = re.compile(r"\\([0-7]{3})")
+_ESCAPE_RE = LazyPattern(r"\\([0-7]{3})")
 
 
 class Hierarchy(Record):
@@ -237,7 +237,7 @@ def set_oom_score_adj(pid: int, value: int, *, proc: Path = PROC) -> None:
 
 
 # A pod's UUID as its folder is named; anything else must never become a path in the cgroup trees.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CANONICAL_UUID = LazyPattern(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class PodCgroup:

@@ -8,7 +8,6 @@ more lenient than the Go reference 0.8.11: its App.assertValid rejects any isola
 from __future__ import annotations
 
 import math
-import re
 
 from .errors import ManifestError
 from .names import (
@@ -23,6 +22,7 @@ from .names import (
     require,
     show,
 )
+from .patterns import LazyPattern
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 
@@ -92,12 +92,12 @@ _CAPABILITY_SET = frozenset(LINUX_CAPABILITIES)
 # Seccomp wildcards defined by the spec; other `@scope/name` groups belong to implementations.
 SECCOMP_ALL = "@appc.io/all"
 SECCOMP_EMPTY = "@appc.io/empty"
-_SECCOMP_SYSCALL_RE = re.compile(r"[a-z0-9_]+")
-_SECCOMP_GROUP_RE = re.compile(r"@[a-z0-9]+([-._~][a-z0-9]+)*(/[a-z0-9]+([-._~][a-z0-9]+)*)+")
-_ERRNO_RE = re.compile(r"[A-Z][A-Z0-9]*")
+_SECCOMP_SYSCALL_RE = LazyPattern(r"[a-z0-9_]+")
+_SECCOMP_GROUP_RE = LazyPattern(r"@[a-z0-9]+([-._~][a-z0-9]+)*(/[a-z0-9]+([-._~][a-z0-9]+)*)+")
+_ERRNO_RE = LazyPattern(r"[A-Z][A-Z0-9]*")
 
 # Kubernetes quantity: signed decimal number, then a binary-SI, decimal-SI or exponent suffix.
-_QUANTITY_RE = re.compile(
+_QUANTITY_RE = LazyPattern(
     r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
     r"(?:(?P<exponent>[eE][+-]?[0-9]+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)"
 )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import re
 import urllib.parse
 
 from .errors import ManifestError
@@ -33,6 +32,7 @@ from .names import (
     require,
     show,
 )
+from .patterns import LazyPattern
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
@@ -43,15 +43,15 @@ POD_MANIFEST = "PodManifest"
 
 # Semantic version as the Go reference reads it (coreos/go-semver): three numbers, optional pre-release
 # and build metadata; 0.0.0 is refused.
-_SEMVER_RE = re.compile(
+_SEMVER_RE = LazyPattern(
     r"[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
 )
-_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RFC3339_RE = re.compile(
+_ENV_NAME_RE = LazyPattern(r"[A-Za-z_][A-Za-z0-9_]*")
+_RFC3339_RE = LazyPattern(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<h>[0-9]{2}):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})(\.[0-9]+)?"
     r"(Z|[+-](?P<oh>[0-9]{2}):(?P<om>[0-9]{2}))"
 )
-_MODE_RE = re.compile(r"[0-7]{1,4}")
+_MODE_RE = LazyPattern(r"[0-7]{1,4}")
 _EVENT_HANDLERS = ("pre-start", "post-stop")
 _PROTOCOLS = ("tcp", "udp")
 _MAX_PORT = 65535

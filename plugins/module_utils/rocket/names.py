@@ -11,17 +11,18 @@ import json
 import re
 
 from .errors import ManifestError, UsageError
+from .patterns import LazyPattern
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
     from typing import Any
 
 # The patterns of spec/types.md, used with fullmatch() only: `$` alone would accept a trailing newline.
-AC_IDENTIFIER_RE = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
-AC_NAME_RE = re.compile(r"^[a-z0-9]+([-][a-z0-9]+)*$")
+AC_IDENTIFIER_RE = LazyPattern(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
+AC_NAME_RE = LazyPattern(r"^[a-z0-9]+([-][a-z0-9]+)*$")
 
 # A full image ID: what an image store keys on. Shorter hashes are accepted by check_hash (see there).
-IMAGE_ID_RE = re.compile(r"^sha512-[0-9a-f]{128}$")
+IMAGE_ID_RE = LazyPattern(r"^sha512-[0-9a-f]{128}$")
 
 VALID_OS_ARCH: dict[str, frozenset[str]] = {
     "linux": frozenset(

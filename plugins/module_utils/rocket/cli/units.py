@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from ..errors import UsageError
+from ..patterns import LazyPattern
 
-_SIZE = re.compile(r"^(\d+)([KMGT]i?B?|B)?$", re.IGNORECASE)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_SIZE = LazyPattern(r"^(\d+)([KMGT]i?B?|B)?$", re.IGNORECASE)
+_DURATION = LazyPattern(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import NetworkError, UsageError
 from ..paths import net_config_dir
+from ..patterns import LazyPattern
 from ..record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
@@ -34,8 +35,8 @@ DEFAULT_NETWORK: Dict[str, Any] = {
 }
 BUILTIN_TYPES = ("bridge", "ptp")
 MODES = ("none", "host")  # not networks: loopback only, or the host's own namespace
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
-INTERFACE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+NAME = LazyPattern(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+INTERFACE = LazyPattern(r"^[A-Za-z0-9_.\-]{1,15}$")
 
 
 class NetworkRequest(Record):
