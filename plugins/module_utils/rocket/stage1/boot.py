@@ -7,7 +7,6 @@ records are wired in one place, and the supervisor itself stays a loop over proc
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ..paths import audit_log_path, hmac_key_path
 from ..pod import PodFiles
 from .flavor import flavor_named
 from .plan import build_plan
-from .supervisor import METADATA_PORT, supervise
+from .supervisor import METADATA_PORT, listen_on, supervise
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
@@ -58,9 +57,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
     listener = None
     if with_metadata and not plan.private_network:
         # On the host's network the well-known port would be shared by every such pod: each gets its own.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
+        listener = listen_on("127.0.0.1", 0)
         url = metadata_url("127.0.0.1", listener.getsockname()[1], token)
         for run in plan.run.apps:
             for launch in (run.main, run.pre_start, run.post_stop):

@@ -9,15 +9,14 @@ SIGTERM to init, and records the pod's exit. Its own exit code is the pod's.
 
 from __future__ import annotations
 
+import _socket  # socket's C core: socket.py's enums cost ~3 ms before init is forked; see listen_on
+import _thread  # threading's core: threading costs ~1.5 ms before init is forked
 import contextlib
 import gc
 import json
 import os
-import selectors
 import signal
-import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,8 @@ from .init import PodRun, pod_init_main
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
+
+    from ..metadata import MetadataService
 
 LOG_CAP = 8 << 20
 PR_SET_DUMPABLE = 4
@@ -55,9 +56,12 @@ class LogRelay:
     """Copies each app's output pipe into its log file, rotating once at the cap; echoes if asked."""
 
     def __init__(self, files: PodFiles, pipes: Dict[str, int], *, echo: bool) -> None:
+        import selectors  # made once init is forked: its import overlaps the pod's start
+
         self.files = files
         self.echo = echo
         self.selector = selectors.DefaultSelector()
+        self.readable = selectors.EVENT_READ
         self.logs: Dict[int, tuple] = {}
         for app, fd in pipes.items():
             os.set_blocking(fd, False)
@@ -68,7 +72,7 @@ class LogRelay:
             self.selector.register(fd, selectors.EVENT_READ)
 
     def watch(self, fd: int) -> None:
-        self.selector.register(fd, selectors.EVENT_READ)
+        self.selector.register(fd, self.readable)
 
     def pump(self, timeout: Optional[float]) -> List[int]:
         """Move whatever output is ready; returns the other ready descriptors (the wake-up pipe)."""
@@ -116,10 +120,34 @@ def bring_up_loopback() -> None:
     import fcntl
     import struct
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         request = struct.pack("16sH14s", b"lo", 0, b"")
-        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, 0x8913, request))[1]  # SIOCGIFFLAGS
-        fcntl.ioctl(sock, 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))  # SIOCSIFFLAGS, IFF_UP
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sock.fileno(), 0x8913, request))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(sock.fileno(), 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))  # SIOCSIFFLAGS, IFF_UP
+    finally:
+        sock.close()
+
+
+def listen_on(host: str, port: int) -> _socket.socket:
+    """A listening TCP socket for the metadata service; as_socket() makes it a socket.socket later."""
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    try:
+        if port:
+            listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def as_socket(raw: _socket.socket) -> Any:
+    """The socket.socket for a socket made by listen_on (imports socket: call it off the start path)."""
+    import socket
+
+    return socket.socket(fileno=raw.detach())
 
 
 NAMESPACED_SYSCTLS = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
@@ -161,7 +189,7 @@ def supervise(
     sysctls: Optional[Dict[str, str]] = None,
     flavor: str = "ns",
     interactive: bool = False,
-    metadata_listener: Optional[socket.socket] = None,
+    metadata_listener: Optional[_socket.socket] = None,
     network: Optional[PodNetwork] = None,
     adopt_init: Optional[Callable[[int], None]] = None,
 ) -> int:
@@ -214,7 +242,7 @@ def _supervise(
     sysctls: Optional[Dict[str, str]],
     flavor: str,
     interactive: bool,
-    metadata_listener: Optional[socket.socket],
+    metadata_listener: Optional[_socket.socket],
     network: Optional[PodNetwork],
     adopt_init: Optional[Callable[[int], None]],
 ) -> int:
@@ -234,7 +262,7 @@ def _supervise(
         linux.sethostname(hostname)
     if not isolation.pid_namespace:
         linux.set_child_subreaper()  # init is not PID 1 then, but must still reap the apps' orphans
-    listener: Optional[socket.socket] = metadata_listener
+    listener: Optional[_socket.socket] = metadata_listener
     if private_network:
         bring_up_loopback()
     if network is not None:
@@ -242,10 +270,7 @@ def _supervise(
     apply_sysctls(sysctls or {}, private_network=private_network)
     if metadata is not None and listener is None:
         # Listening before the apps start: early requests wait in the backlog until the thread serves.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", METADATA_PORT))
-        listener.listen(64)
+        listener = listen_on("127.0.0.1", METADATA_PORT)
 
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
@@ -279,38 +304,37 @@ def _supervise(
             code = 254
         os._exit(code)
 
-    # What need not hold the pod up runs in a thread, on the other CPU while init starts the apps:
-    # moving init into the pod's cgroup (which makes the apps' own moves fast: cgroups.py, adopt), then
-    # the metadata service and its ~20 ms of imports (early requests wait in the listener's backlog).
+    # Right after the fork, two things overlap with init building the apps' roots:
+    # - this thread moves init into the pod's cgroups. The kernel first waits for an RCU grace period
+    #   (~10-20 ms, cgroups.py: adopt), which holds the first app back anyway; the apps' own moves
+    #   then do not wait again. The wait is in a system call, so the GIL is free meanwhile.
+    # - a background thread loads the metadata service (early requests wait in the listener's backlog).
     # A process whose children go to another PID namespace cannot start threads: back to its own first.
-    services: List[Any] = []
-    loader: Optional[threading.Thread] = None
-    bound = listener if metadata is not None else None
+    services: List[MetadataService] = []
+    if metadata is not None and listener is not None:
+        bound = listener
+        if isolation.pid_namespace:
+            _children_in_own_pid_namespace()
+        # This thread must win the GIL back within a fraction of a millisecond whenever the pod needs
+        # it (its end, a signal), not after the default 5 ms slices of the loader.
+        sys.setswitchinterval(0.0001)
 
-    def in_background() -> None:
-        if adopt_init is not None:
-            with contextlib.suppress(OSError):  # init may be gone already; it only loses the head start
-                adopt_init(init_pid)
-        if metadata is not None and bound is not None:
-            # Linux nice values are per thread: the service's imports yield the CPU to the pod's init
-            # and apps, which are starting at the same moment; it serves at the normal priority.
-            thread = threading.get_native_id()
+        def load_metadata() -> None:
+            # Linux nice values are per thread: the loader yields the CPU to the pod's init and apps,
+            # which are starting at the same moment; the service serves at the normal priority.
+            thread = _thread.get_native_id()
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, thread, BACKGROUND_NICE)
             service = metadata()
+            service.serve(as_socket(bound))
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, thread, 0)
-            service.serve(bound)
-            services.append(service)
+            services.append(service)  # last: a listed service is serving
 
-    if adopt_init is not None or bound is not None:
-        if isolation.pid_namespace:
-            _children_in_own_pid_namespace()
-        # The main thread must win the GIL back within a fraction of a millisecond when the pod's end
-        # wakes it, not after the default 5 ms slices of imports.
-        sys.setswitchinterval(0.0005)
-        loader = threading.Thread(target=in_background, name="rocket-supervisor-background", daemon=True)
-        loader.start()
+        _thread.start_new_thread(load_metadata, ())  # a daemon: os._exit ends it with the supervisor
+    if adopt_init is not None:
+        with contextlib.suppress(OSError):  # init may be gone already; then its apps only lose the head start
+            adopt_init(init_pid)
     for app in pod.apps:
         if app.stdout != 1:
             os.close(app.stdout)
@@ -337,10 +361,9 @@ def _supervise(
             status = raw
     relay.drain()
     # A pod that ended before its metadata service finished loading does not wait for it: the process
-    # ends right after this (os._exit), and the daemon thread with it.
-    if loader is not None and not loader.is_alive():
-        for service in services:
-            service.shutdown()
+    # ends right after this (os._exit), and the background thread with it.
+    for service in services:
+        service.shutdown()
     code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
     code = code if code >= 0 else 128 - code
     write_json(files.status, {"state": "exited", "started": started, "finished": time.time(), "exit_code": code})
