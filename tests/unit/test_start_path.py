@@ -16,9 +16,9 @@ from rocket.stage1.launch import Identity
 
 ENGINE_PARENT = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 
-# Each costs 1-35 ms at every pod start and is needed only off that path (dataclasses with inspect;
-# shutil with bz2 and lzma; http.server with socketserver, email and ssl, which the metadata service
-# does without: it loads in the supervisor while the apps start, and its CPU is theirs).
+# Each costs 1-15 ms at every pod start and is needed only off that path (dataclasses with inspect;
+# shutil with bz2 and lzma). socket, selectors and threading are loaded by the supervisor once the
+# pod's init is forked, overlapping the kernel's wait for the cgroup move.
 # ipaddress is not among them: pathlib imports it (through urllib.parse).
 STAY_OFF = (
     "typing",  # annotations only: the modules on the path import it under TYPE_CHECKING
@@ -31,15 +31,15 @@ STAY_OFF = (
     "platform",
     "hashlib",
     "fractions",
-    "http.server",
-    "socketserver",
-    "email",
-    "ssl",
-    "hmac",
-    "secrets",
-    "random",
+    "socket",
+    "selectors",
+    "threading",
     "copy",
 )
+
+# The metadata service loads in every supervisor while the pod's apps start: its CPU is theirs.
+# http.server with socketserver, email and ssl cost ~35 ms; hmac and hashlib load on the first request.
+METADATA_STAYS_OFF = ("http.server", "socketserver", "email", "ssl", "hmac", "hashlib", "secrets", "random")
 
 # What `rocket run IMAGE` imports before its pod's apps start: the command line with the run verb's
 # parser, prepare, the supervisor, the plan, init, the cgroups, the app launcher and its confinement.
@@ -61,7 +61,7 @@ sys.path.insert(0, sys.argv[1])
 from rocket.cli.main import build_parser
 build_parser(["run", "example.com/app"])
 import rocket.cli.pod_run, rocket.lifecycle, rocket.stage1.boot, rocket.cgroups, rocket.net.config
-import rocket.stage1.caps, rocket.stage1.seccomp, rocket.metadata_token, rocket.metadata
+import rocket.stage1.caps, rocket.stage1.seccomp, rocket.metadata_token
 print(" ".join(sorted(sys.modules)))
 print("\\n".join(compiled_by_rocket), file=sys.stderr)
 """
@@ -77,6 +77,16 @@ def test_the_start_path_leaves_the_heavy_modules_alone() -> None:
     imported = set(done.stdout.split())
     assert "rocket.stage1.supervisor" in imported  # the probe ran the whole path
     assert sorted(name for name in STAY_OFF if name in imported) == []
+
+
+def test_the_metadata_service_leaves_the_heavy_modules_alone() -> None:
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); import rocket.metadata; print(' '.join(sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe, str(ENGINE_PARENT)], capture_output=True, text=True, check=True
+    )
+    imported = set(done.stdout.split())
+    assert "rocket.metadata_http" in imported
+    assert sorted(name for name in METADATA_STAYS_OFF if name in imported) == []
 
 
 def test_importing_the_start_path_compiles_no_pattern() -> None:
