@@ -133,3 +133,24 @@ def test_a_use_soon_after_the_last_writes_nothing(store: Store, make_image: Imag
     assert store.index.get(image_id).last_used == recorded.last_used  # type: ignore[union-attr]
     store.touch(image_id, unless_since=recorded.last_used - TOUCH_INTERVAL - 1)
     assert store.index.get(image_id).last_used > recorded.last_used  # type: ignore[union-attr]
+
+
+def test_a_manifest_is_validated_once_per_content_and_read_as_a_fresh_copy(
+    store: Store, make_image: ImageMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rocket run reads an image's manifest several times before its pod starts: validated once, but
+    a manifest changed on disk is validated again, and no caller sees another's changes."""
+    from rocket import manifest as manifest_module
+    from rocket.errors import ManifestError
+
+    image_id = store.import_archive(make_image(name="example.com/twice")).record.id
+    validations: list = []
+    real = manifest_module.validate_image_manifest
+    monkeypatch.setattr(manifest_module, "validate_image_manifest", lambda obj: validations.append(1) or real(obj))
+    first = store.manifest(image_id)
+    first["name"] = "example.com/changed-by-a-caller"
+    second = store.manifest(image_id)
+    assert second["name"] == "example.com/twice" and len(validations) == 1
+    store.paths.image_manifest(image_id).write_bytes(b'{"acKind": "ImageManifest", "acVersion": "0.8.11"}')
+    with pytest.raises(ManifestError):
+        store.manifest(image_id)

@@ -312,10 +312,19 @@ class Store:
             ) from None
 
     def manifest(self, image_id: str) -> Dict[str, object]:
-        """The parsed image manifest."""
+        """The parsed image manifest, a fresh copy each time. The same bytes are validated once per
+        handle: `rocket run` reads an image's manifest four times before its pod starts."""
+        import json
+
         from .manifest import load_image_manifest
 
-        return load_image_manifest(self.manifest_bytes(image_id), where=f"manifest of {image_id}")
+        data = self.manifest_bytes(image_id)
+        validated: Dict[str, bytes] = self.__dict__.setdefault("_validated_manifests", {})
+        if validated.get(image_id) == data:
+            return json.loads(data)  # type: ignore[no-any-return]
+        manifest = load_image_manifest(data, where=f"manifest of {image_id}")
+        validated[image_id] = data
+        return manifest
 
     def touch(self, image_id: str, *, unless_since: Optional[float] = None) -> None:
         """Mark an image as used now (image gc keeps what was used recently). With `unless_since`, the

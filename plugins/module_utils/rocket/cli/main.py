@@ -100,8 +100,17 @@ class _HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
 
 
+_COLUMNS: List[int] = []  # argparse makes a formatter for every add_argument: ask the terminal once
+
+
 def _terminal_columns() -> int:
     """shutil.get_terminal_size().columns: $COLUMNS, else the terminal on stdout, else 80."""
+    if not _COLUMNS:
+        _COLUMNS.append(_measure_columns())
+    return _COLUMNS[0]
+
+
+def _measure_columns() -> int:
     try:
         columns = int(os.environ.get("COLUMNS", "0"))
     except ValueError:
