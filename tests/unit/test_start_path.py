@@ -35,14 +35,17 @@ STAY_OFF = (
     "selectors",
     "threading",
     "copy",
+    "argparse",  # a plain `rocket run` command line is read by cli/quickparse.py
+    "gettext",
+    "locale",
 )
 
 # The metadata service loads in every supervisor while the pod's apps start: its CPU is theirs.
 # http.server with socketserver, email and ssl cost ~35 ms; hmac and hashlib load on the first request.
 METADATA_STAYS_OFF = ("http.server", "socketserver", "email", "ssl", "hmac", "hashlib", "secrets", "random")
 
-# What `rocket run IMAGE` imports before its pod's apps start: the command line with the run verb's
-# parser, prepare, the supervisor, the plan, init, the cgroups, the app launcher and its confinement.
+# What `rocket run IMAGE` imports before its pod's apps start: the command line read by the fast path,
+# prepare, the supervisor, the plan, init, the cgroups, the app launcher and its confinement.
 START_PATH = """
 import re, sys
 compiled_by_rocket = []
@@ -58,8 +61,8 @@ def recording_compile(pattern, flags=0):
 
 re.compile = recording_compile
 sys.path.insert(0, sys.argv[1])
-from rocket.cli.main import build_parser
-build_parser(["run", "example.com/app"])
+from rocket.cli.main import quick_parse
+assert quick_parse(["run", "--net=none", "example.com/app"]) is not None
 import rocket.cli.pod_run, rocket.lifecycle, rocket.stage1.boot, rocket.cgroups, rocket.net.config
 import rocket.stage1.caps, rocket.stage1.seccomp, rocket.metadata_token
 print(" ".join(sorted(sys.modules)))

@@ -58,6 +58,7 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from .cli import config as _cli_config
     from .cli import context as _cli_context
     from .cli import fetch as _cli_fetch
+    from .cli import flagspec as _cli_flagspec
     from .cli import image_audit as _cli_image_audit
     from .cli import image_build as _cli_image_build
     from .cli import image_cat_manifest as _cli_image_cat_manifest
@@ -70,6 +71,7 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from .cli import image_verify as _cli_image_verify
     from .cli import main as _cli_main
     from .cli import output as _cli_output
+    from .cli import parser as _cli_parser
     from .cli import pod_cat_manifest as _cli_pod_cat_manifest
     from .cli import pod_enter as _cli_pod_enter
     from .cli import pod_export as _cli_pod_export
@@ -84,6 +86,7 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from .cli import pod_stop as _cli_pod_stop
     from .cli import podflags as _cli_podflags
     from .cli import progress as _cli_progress
+    from .cli import quickparse as _cli_quickparse
     from .cli import trust as _cli_trust
     from .cli import units as _cli_units
     from .cli import version as _cli_version

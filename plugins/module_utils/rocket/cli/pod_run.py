@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..lifecycle import prepare, start
 from .context import Context
+from .flagspec import SWITCH, Flag, add_flags
 from .output import say
-from .podflags import add_pod_flags, pod_from_flags, save_uuid
+from .podflags import POD_FLAGS, add_pod_flags, pod_from_flags, save_uuid
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
+if TYPE_CHECKING:
+    from typing import Any
+
+FLAGS = (
+    Flag("--detach", SWITCH, default=False, help="return once the pod runs"),
+    Flag("--interactive", SWITCH, default=False, help="give the app the terminal (one app)"),
+    *POD_FLAGS,
+)  # cli/quickparse.py reads them too
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run a pod")
-    parser.add_argument("--detach", action="store_true", help="return once the pod runs")
-    parser.add_argument("--interactive", action="store_true", help="give the app the terminal (one app)")
+    add_flags(parser, FLAGS[:2])
     add_pod_flags(parser)
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, ctx: Context) -> int:
+def run(args: Any, ctx: Context) -> int:
     manifest, options = pod_from_flags(args, ctx)
     pod = prepare(
         ctx.store(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 from pathlib import Path
@@ -13,44 +12,46 @@ from ..manifest import load_pod_manifest
 from ..net.dns import options_from_flags
 from ..podspec import AppRequest, build_pod_manifest, parse_app_section, volume_from_flag
 from .context import Context
+from .flagspec import APPEND, Flag, add_flags
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Tuple
 
 
-def add_pod_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pod-manifest", help="run this pod manifest instead of images given here")
-    parser.add_argument("--volume", action="append", default=[], help="NAME,kind=host,source=PATH[,readOnly=true]")
-    parser.add_argument("--hostname", default="", help="the pod's hostname (default rocket-UUID)")
-    parser.add_argument(
+POD_FLAGS = (
+    Flag("--pod-manifest", help="run this pod manifest instead of images given here"),
+    Flag("--volume", APPEND, help="NAME,kind=host,source=PATH[,readOnly=true]"),
+    Flag("--hostname", default="", help="the pod's hostname (default rocket-UUID)"),
+    Flag(
         "--flavor", choices=FLAVORS, default="ns", help="isolation: ns (namespaces, the default) or fly (chroot only)"
-    )
-    parser.add_argument("--restart", choices=RESTART_POLICIES, default="no", help="restart policy (default no)")
-    parser.add_argument(
+    ),
+    Flag("--restart", choices=RESTART_POLICIES, default="no", help="restart policy (default no)"),
+    Flag(
         "--net",
         default="default",
         help="default (the default: rocket0, 172.16.28.0/24), none (loopback only), host, or net.d names: "
         "a,b or name:IP=ADDRESS",
-    )
-    parser.add_argument(
-        "--port",
-        action="append",
-        default=[],
-        metavar="NAME:[HOSTIP:]HOSTPORT",
-        help="forward a host port to a pod port",
-    )
-    parser.add_argument("--dns", action="append", default=[], help="a name server, host, or none (repeatable)")
-    parser.add_argument("--dns-search", action="append", default=[], help="a DNS search domain (repeatable)")
-    parser.add_argument("--dns-opt", action="append", default=[], help="a resolv.conf option (repeatable)")
-    parser.add_argument("--dns-domain", default="", help="the resolv.conf domain")
-    parser.add_argument(
-        "--hosts-entry", action="append", default=[], metavar="IP=HOST|host", help="an /etc/hosts line, or host's own"
-    )
-    parser.add_argument("--uuid-file-save", help="write the pod's UUID to this file")
-    parser.add_argument("--stop-timeout", type=float, default=10.0, help="seconds between TERM and KILL")
-    parser.add_argument("--pull-policy", choices=("new", "update", "never"), default="new")
-    parser.add_argument("apps", nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS [---]] ...")
+    ),
+    Flag("--port", APPEND, metavar="NAME:[HOSTIP:]HOSTPORT", help="forward a host port to a pod port"),
+    Flag("--dns", APPEND, help="a name server, host, or none (repeatable)"),
+    Flag("--dns-search", APPEND, help="a DNS search domain (repeatable)"),
+    Flag("--dns-opt", APPEND, help="a resolv.conf option (repeatable)"),
+    Flag("--dns-domain", default="", help="the resolv.conf domain"),
+    Flag("--hosts-entry", APPEND, metavar="IP=HOST|host", help="an /etc/hosts line, or host's own"),
+    Flag("--uuid-file-save", help="write the pod's UUID to this file"),
+    Flag("--stop-timeout", convert=float, default=10.0, help="seconds between TERM and KILL"),
+    Flag("--pull-policy", choices=("new", "update", "never"), default="new"),
+)
+APPS = "apps"  # everything from the first image on: images with their per-app flags (podspec.py)
+
+
+def add_pod_flags(parser: Any) -> None:
+    """The pod flags and the images section, on an argparse parser."""
+    import argparse
+
+    add_flags(parser, POD_FLAGS)
+    parser.add_argument(APPS, nargs=argparse.REMAINDER, metavar="IMAGE [APP FLAGS] [-- ARGS [---]] ...")
 
 
 def _seccomp_flags(requests: List[AppRequest], manifest: Dict[str, Any]) -> Dict[str, str]:
@@ -81,7 +82,7 @@ def port_from_flag(value: str) -> Dict[str, Any]:
     return entry
 
 
-def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, Any], PodOptions]:
+def pod_from_flags(args: Any, ctx: Context) -> Tuple[Dict[str, Any], PodOptions]:
     """Fetch (trust applies) and resolve every image, and make the reified pod manifest and options."""
     store = ctx.store()
     fetchers: List[Any] = []
@@ -154,6 +155,6 @@ def pod_from_flags(args: argparse.Namespace, ctx: Context) -> Tuple[Dict[str, An
     return manifest, options
 
 
-def save_uuid(args: argparse.Namespace, uuid: str) -> None:
+def save_uuid(args: Any, uuid: str) -> None:
     if args.uuid_file_save:
         Path(args.uuid_file_save).write_text(uuid + "\n")
