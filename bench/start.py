@@ -105,7 +105,7 @@ ROCKET_MODULE = "rocket (python3 -m)"
 ROCKET_HOST = "rocket (host launcher)"
 # What appc.rocket.engine installs as /usr/bin/rocket on a managed host (plugins/modules/engine.py's
 # LAUNCHER): an isolated interpreter without site, with the engine copy first on the path.
-HOST_LAUNCHER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from rocket.cli.main import main; main()"
+HOST_LAUNCHER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from rocket.cli.entry import main; main()"
 RUNC = "runc run"
 PODMAN = "podman run --network none"
 

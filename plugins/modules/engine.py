@@ -74,7 +74,7 @@ from ansible_collections.appc.rocket.plugins.module_utils.rocket_module import f
 
 LAUNCHER = """#!/bin/sh
 # The rocket command line, run from the engine copy that appc.rocket.engine installed.
-exec {python} -I -S -c 'import sys; sys.path.insert(0, "{root}"); from rocket.cli.main import main; main()' "$@"
+exec {python} -I -S -c 'import sys; sys.path.insert(0, "{root}"); from rocket.cli.entry import main; main()' "$@"
 """
 
 

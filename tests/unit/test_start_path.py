@@ -152,3 +152,64 @@ def test_records_compare_and_hash_by_their_fields() -> None:
     with pytest.raises(TypeError, match="unhashable"):
         hash(Identity())
     assert Identity().groups is not Identity().groups  # a fresh list each, as default_factory gave
+
+
+COLLECTOR_PROBE = """
+import gc, os, sys
+sys.path.insert(0, sys.argv[1])
+
+
+def no_exit(code):
+    raise SystemExit(code)
+
+
+os._exit = no_exit  # cli.main.main ends with os._exit: carry on with the next command instead
+from rocket.cli import pod_run, version
+seen = []
+
+
+def record(args, ctx):
+    seen.append(gc.isenabled())
+    return 0
+
+
+pod_run.run = version.run = record
+from rocket.cli import entry
+for argv in (["version"], ["run", "example.com/app"]):
+    sys.argv = ["rocket", *argv]
+    gc.enable()
+    try:
+        entry.main()
+    except SystemExit:
+        pass
+    print(argv[0], seen.pop())
+"""
+
+
+def test_the_collector_is_off_while_a_command_starts_and_on_for_its_work() -> None:
+    """Off through the imports (cli/entry.py); back on for the verb, except a pod start's, whose
+    supervisor turns it on before forking init (collect_from_now_on)."""
+    import rocket.cli.main as cli_main
+
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", COLLECTOR_PROBE, str(ENGINE_PARENT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli_main.POD_STARTS == ("run", "run-prepared")
+    assert done.stdout.split("\n")[:2] == ["version True", "run False"], done.stdout + done.stderr
+
+
+def test_collect_from_now_on_freezes_the_heap_and_turns_the_collector_on() -> None:
+    import gc
+
+    from rocket.stage1.supervisor import collect_from_now_on
+
+    gc.disable()
+    try:
+        collect_from_now_on()
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()

@@ -226,7 +226,9 @@ def supervisor_command(
         "-I",
         "-S",
         "-c",
-        "import sys; sys.path.insert(0, sys.argv[1]); from rocket.stage1.boot import main; main(sys.argv[2:])",
+        # The collector is off until the pod's init is forked, as for `rocket run` (cli/entry.py).
+        "import gc, sys; gc.disable(); sys.path.insert(0, sys.argv[1]); from rocket.stage1.boot import main; "
+        "main(sys.argv[2:])",
         engine or engine_root(),
         str(pod.path),
     ]

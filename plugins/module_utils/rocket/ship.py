@@ -57,6 +57,7 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from .cli import boot as _cli_boot
     from .cli import config as _cli_config
     from .cli import context as _cli_context
+    from .cli import entry as _cli_entry
     from .cli import fetch as _cli_fetch
     from .cli import flagspec as _cli_flagspec
     from .cli import image_audit as _cli_image_audit

@@ -6,6 +6,7 @@ on the next line, the whole chain only with --debug); 2 bad command-line syntax 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 EXIT_ENGINE_ERROR = 254
 EXIT_INTERRUPTED = 130
+
+# Verbs that start a pod: their supervisor turns the garbage collector on (cli/entry.py).
+POD_STARTS = ("run", "run-prepared")
 
 
 def make_context(args: Any) -> Context:
@@ -91,6 +95,8 @@ def run(argv: Optional[List[str]] = None) -> int:
     if args is None:
         args = _parse(words)
     debug = bool(getattr(args, "debug", False) or os.environ.get("ROCKET_DEBUG"))
+    if args.verb not in POD_STARTS:
+        gc.enable()
     ctx: Optional[Context] = None
     try:
         ctx = make_context(args)

@@ -167,6 +167,17 @@ def apply_sysctls(sysctls: Dict[str, str], *, private_network: bool) -> None:
             stream.write(str(value))
 
 
+def collect_from_now_on() -> None:
+    """Right before init is forked: freeze what exists and turn the garbage collector on.
+
+    Objects that exist now are shared with init after the fork; frozen, the collector never writes to
+    them, so their pages stay shared instead of being copied into every pod's init. The supervisor and
+    init live as long as the pod, so the collector, off while the command started (cli/entry.py), runs.
+    """
+    gc.freeze()
+    gc.enable()
+
+
 def _children_in_own_pid_namespace() -> None:
     """Undo unshare(CLONE_NEWPID) for later children and threads (this process never left its own)."""
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -282,9 +293,7 @@ def _supervise(
 
     if isolation.pid_namespace:
         linux.unshare(linux.CLONE_NEWPID)
-    # Objects that exist now are shared with init after the fork; frozen, the collector never writes to
-    # them, so their pages stay shared instead of being copied into every pod's init.
-    gc.freeze()
+    collect_from_now_on()
     init_pid = os.fork()
     if init_pid == 0:
         try:
