@@ -271,7 +271,9 @@ def test_an_idle_connection_is_closed_after_the_timeout(monkeypatch: pytest.Monk
         running.service.shutdown()
 
 
-def test_a_failing_handler_answers_500_and_the_service_carries_on(pod_a: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_handler_answers_500_and_the_service_carries_on(
+    pod_a: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(route: str, body: bytes) -> metadata.Response:
         raise RuntimeError("bug")
 

@@ -23,7 +23,6 @@ cgroupfs has no rename, so fileio.atomic_write (the engine's usual way to write)
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import signal
@@ -173,8 +172,10 @@ def delegated_parent(layout: CgroupLayout, *, under_systemd: bool, proc: Path = 
     if unit.name == SUPERVISOR_LEAF:  # moved already (a restarted supervisor in the same unit)
         return str(Path(own).parent)
     leaf = unit / SUPERVISOR_LEAF
-    with contextlib.suppress(FileExistsError):
+    try:
         os.mkdir(leaf)
+    except FileExistsError:
+        pass
     _write(leaf / "cgroup.procs", str(os.getpid()))
     return own
 
@@ -467,8 +468,10 @@ class PodCgroup:
         found: set[int] = set()
         for hierarchy in self.hierarchies:
             for folder in self._folders(hierarchy):
-                with contextlib.suppress(FileNotFoundError):  # removed while we looked
+                try:  # removed while we looked
                     found.update(int(word) for word in _read(folder / "cgroup.procs").split())
+                except FileNotFoundError:
+                    pass
         return sorted(found)
 
     def _signal_members(self, sig: int, skip: set[int]) -> None:
@@ -476,14 +479,18 @@ class PodCgroup:
         # then signal only those still listed, so the pidfd is known to be the pod's process.
         handles: dict[int, int] = {}
         for pid in set(self.pids()) - skip:
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 handles[pid] = os.pidfd_open(pid)
+            except ProcessLookupError:
+                pass
         try:
             current = set(self.pids())
             for pid, handle in handles.items():
                 if pid in current:
-                    with contextlib.suppress(ProcessLookupError):
+                    try:
                         signal.pidfd_send_signal(handle, sig)
+                    except ProcessLookupError:
+                        pass
         finally:
             for handle in handles.values():
                 os.close(handle)
@@ -501,8 +508,10 @@ class PodCgroup:
         signalled: set[int] = set()
         while True:
             if sig == signal.SIGKILL and kill_file is not None and kill_file.exists():
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     _write(kill_file, "1")
+                except FileNotFoundError:
+                    pass
             left = self.pids()
             if not left or time.monotonic() >= deadline:
                 return left
@@ -513,8 +522,10 @@ class PodCgroup:
     def stats(self, app: Optional[str] = None) -> CgroupStats:
         """Memory now and at peak, and CPU time used, of an app or of the whole pod (None)."""
         current = peak = usage = memory = None
-        with contextlib.suppress(RocketError):
+        try:
             memory = self.controller_path("memory", app)
+        except RocketError:
+            pass
         if memory is not None:
             v2 = (memory / "memory.current").exists()
             current = _read_int(memory / ("memory.current" if v2 else "memory.usage_in_bytes"))

@@ -6,39 +6,62 @@ parent folder is fsynced, so a crash leaves either the old content or the new, n
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 from pathlib import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
-    from typing import BinaryIO, Iterator, Optional
+    from typing import BinaryIO, Optional
 
 
-@contextlib.contextmanager
-def atomic_output(path: os.PathLike[str] | str, *, mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
-    """Yield a file to write; on success it replaces `path` atomically (and durably), on error it vanishes.
+class atomic_output:  # pylint: disable=invalid-name  # used as the function it was: with atomic_output(path)
+    """A file to write in a `with` block; on success it replaces `path` atomically (and durably), on error
+    it vanishes. A class rather than contextlib.contextmanager: contextlib costs ~1 ms of every pod start.
 
     durable=False skips the fsyncs, for runtime state that means nothing after a reboot (a running
     pod's status): readers still see the old content or the new, never a mix.
     """
-    target = Path(path)
-    fd, tmp = _create_beside(target)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            yield stream
-            stream.flush()
-            os.fchmod(stream.fileno(), mode)
-            if durable:
-                os.fsync(stream.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if durable:
-        fsync_dir(target.parent)
+
+    def __init__(self, path: os.PathLike[str] | str, *, mode: int = 0o644, durable: bool = True) -> None:
+        self.target = Path(path)
+        self.mode = mode
+        self.durable = durable
+        self.tmp = ""
+        self.stream: Optional[BinaryIO] = None
+
+    def __enter__(self) -> BinaryIO:
+        fd, self.tmp = _create_beside(self.target)
+        self.stream = os.fdopen(fd, "wb")
+        return self.stream
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        stream = self.stream
+        if stream is None:
+            raise AssertionError("bug: atomic_output left without being entered")
+        try:
+            if kind is None:
+                stream.flush()
+                os.fchmod(stream.fileno(), self.mode)
+                if self.durable:
+                    os.fsync(stream.fileno())
+            stream.close()
+            if kind is None:
+                os.replace(self.tmp, self.target)
+        except BaseException:
+            stream.close()
+            _remove(self.tmp)
+            raise
+        if kind is not None:
+            _remove(self.tmp)
+            return  # the block's exception goes on
+        if self.durable:
+            fsync_dir(self.target.parent)
+
+
+def _remove(path: str) -> None:
+    if os.path.exists(path):
+        os.unlink(path)
 
 
 def _create_beside(target: Path) -> tuple[int, str]:

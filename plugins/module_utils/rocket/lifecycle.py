@@ -7,7 +7,6 @@ where systemd is PID 1) or in the foreground in this very process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -389,8 +388,10 @@ def _kill_pod_processes(pod: Pod) -> None:
     status = pod.read_json(pod.files.status)
     init_pid = status.get("init_pid")
     if isinstance(init_pid, int):
-        with contextlib.suppress(OSError):
+        try:
             os.kill(init_pid, signal.SIGKILL)
+        except OSError:
+            pass
     from .cgroups import PodCgroup, detect
 
     try:

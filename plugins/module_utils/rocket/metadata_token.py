@@ -3,16 +3,20 @@ service itself (and http.server) is loaded."""
 
 from __future__ import annotations
 
-import base64
+import binascii
 import os
 
 TOKEN_BYTES = 32
 
 
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def new_token() -> str:
     """A fresh URL-safe token of 256 random bits for one pod's metadata URL."""
-    # secrets.token_urlsafe, without importing secrets (hmac, random) on every pod start.
-    return base64.urlsafe_b64encode(os.urandom(TOKEN_BYTES)).rstrip(b"=").decode("ascii")
+    # secrets.token_urlsafe, without importing secrets (hmac, random) or base64 on every pod start.
+    encoded = binascii.b2a_base64(os.urandom(TOKEN_BYTES), newline=False).translate(_URL_SAFE)
+    return encoded.rstrip(b"=").decode("ascii")
 
 
 def metadata_url(host: str, port: int, token: str) -> str:

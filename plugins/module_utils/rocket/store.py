@@ -9,7 +9,6 @@ row. So a crash at any point leaves the store as if the interrupted command had 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -75,8 +74,10 @@ class WorkDir:
 
     def close(self) -> None:
         """Give up the lock once the folder has been renamed away or deleted."""
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(self.lock.path)
+        except FileNotFoundError:
+            pass
         self.lock.release()
 
 
@@ -147,8 +148,10 @@ class Store:
             if os.path.exists(lock_path) and not _same_file(lock_path, lock):
                 return
             remove_tree(work)
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(lock_path)
+            except FileNotFoundError:
+                pass
         finally:
             lock.release()
 
@@ -193,6 +196,8 @@ class Store:
             raw, owned = source, None  # the caller's stream: the caller closes it
         work = WorkDir(self.paths)
         try:
+            import contextlib  # only imports come here: contextlib stays off the pod-start path
+
             with owned or contextlib.nullcontext():
                 stream, compression = open_tar_stream(raw)
                 with open(work.path / "skeleton", "wb") as skeleton:

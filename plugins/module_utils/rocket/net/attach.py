@@ -15,7 +15,6 @@ namespace); `release()` removes them for `stop --force`, `rm` and `gc`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -32,7 +31,7 @@ from .dns import DnsOptions, hosts_file, resolv_conf
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterator, List, Optional
+    from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
 
     from . import nftables
     from .config import NetworkRequest
@@ -75,8 +74,10 @@ class PortClaims:
             taken = {}
             for path in self.folder.iterdir():
                 if path.name != "lock":
-                    with contextlib.suppress(OSError):
+                    try:
                         taken[path.name] = path.read_text().strip()
+                    except OSError:
+                        pass
             mine: List[str] = []
             for forward in forwards:
                 protocol, port, host_ip = (
@@ -106,9 +107,11 @@ class PortClaims:
             for path in self.folder.iterdir():
                 if path.name == "lock":
                     continue
-                with contextlib.suppress(OSError):
+                try:
                     if path.read_text().strip() == owner:
                         path.unlink()
+                except OSError:
+                    pass
 
 
 class PodNetwork:
@@ -144,19 +147,24 @@ class PodNetwork:
         if self.host_ns_fd is not None:
             linux.setns(self.host_ns_fd, CLONE_NEWNET)
 
-    @contextlib.contextmanager
-    def in_host(self) -> Iterator[None]:
+    def in_host(self) -> ContextManager[None]:
         """Run a block in the host's network namespace, and come back to the pod's."""
+        import contextlib  # only pods with networks of their own come here
+
         from ..stage1 import linux
 
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if self.host_ns_fd is not None:
-                linux.setns(self.host_ns_fd, CLONE_NEWNET)
-            yield
-        finally:
-            linux.setns(own, CLONE_NEWNET)
-            os.close(own)
+        @contextlib.contextmanager
+        def switched() -> Iterator[None]:
+            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if self.host_ns_fd is not None:
+                    linux.setns(self.host_ns_fd, CLONE_NEWNET)
+                yield
+            finally:
+                linux.setns(own, CLONE_NEWNET)
+                os.close(own)
+
+        return switched()
 
     def host_side(self) -> None:
         """Everything outside the pod's namespace that must exist before it has interfaces."""
@@ -351,8 +359,10 @@ class PodNetwork:
         # with the pod's namespace when the supervisor, its last process, exits right after this.
         problems: List[str] = []
         if self.table is not None:  # the set-up failed before waiting for it
-            with contextlib.suppress(RocketError):
+            try:
                 self.table.wait()
+            except RocketError:
+                pass
         problems += release(
             self.files, self.uuid, self.data_dir, netns=f"/proc/{os.getpid()}/ns/net", preexec=self.in_host_namespace
         )

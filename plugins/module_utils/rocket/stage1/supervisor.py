@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _socket  # socket's C core: socket.py's enums cost ~3 ms before init is forked; see listen_on
 import _thread  # threading's core: threading costs ~1.5 ms before init is forked
-import contextlib
 import gc
 import json
 import os
@@ -332,18 +331,24 @@ def _supervise(
             # Linux nice values are per thread: the loader yields the CPU to the pod's init and apps,
             # which are starting at the same moment; the service serves at the normal priority.
             thread = _thread.get_native_id()
-            with contextlib.suppress(OSError):
+            try:
                 os.setpriority(os.PRIO_PROCESS, thread, BACKGROUND_NICE)
+            except OSError:
+                pass
             service = metadata()
             service.serve(as_socket(bound))
-            with contextlib.suppress(OSError):
+            try:
                 os.setpriority(os.PRIO_PROCESS, thread, 0)
+            except OSError:
+                pass
             services.append(service)  # last: a listed service is serving
 
         _thread.start_new_thread(load_metadata, ())  # a daemon: os._exit ends it with the supervisor
     if adopt_init is not None:
-        with contextlib.suppress(OSError):  # init may be gone already; then its apps only lose the head start
+        try:  # init may be gone already; then its apps only lose the head start
             adopt_init(init_pid)
+        except OSError:
+            pass
     for app in pod.apps:
         if app.stdout != 1:
             os.close(app.stdout)
@@ -360,8 +365,10 @@ def _supervise(
     while status is None:
         for fd in relay.pump(1.0):
             if fd == wake_read:
-                with contextlib.suppress(BlockingIOError):
+                try:
                     os.read(wake_read, 512)
+                except BlockingIOError:
+                    pass
         while len(requested) > forwarded:
             os.kill(init_pid, signal.SIGTERM)
             forwarded += 1
