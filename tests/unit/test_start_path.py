@@ -40,6 +40,8 @@ STAY_OFF = (
     "locale",
     "contextlib",  # ~1 ms: the modules on the path write try/except/pass, fileio.atomic_output is a class
     "base64",
+    "sqlite3",  # the index uses its C module, _sqlite3: sqlite3.dbapi2 imports datetime (~2 ms)
+    "datetime",
 )
 
 # The metadata service loads in every supervisor while the pod's apps start: its CPU is theirs.
