@@ -16,7 +16,6 @@ from ..limits import ImportLimits
 from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG
 from .context import Context, env_path, parse_insecure_options
 from .quickparse import quick_parse
-from .units import parse_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
@@ -33,12 +32,17 @@ def make_context(args: Any) -> Context:
     limits = ImportLimits()
     size_text = args.max_image_size or os.environ.get("ROCKET_MAX_IMAGE_SIZE")
     entries_text = args.max_image_entries or os.environ.get("ROCKET_MAX_IMAGE_ENTRIES")
-    if size_text:
-        limits = ImportLimits(max_size=parse_size(size_text, flag="--max-image-size"), max_entries=limits.max_entries)
-    if entries_text:
-        limits = ImportLimits(
-            max_size=limits.max_size, max_entries=int(parse_size(entries_text, flag="--max-image-entries"))
-        )
+    if size_text or entries_text:
+        from .units import parse_size  # only given limits need it
+
+        if size_text:
+            limits = ImportLimits(
+                max_size=parse_size(size_text, flag="--max-image-size"), max_entries=limits.max_entries
+            )
+        if entries_text:
+            limits = ImportLimits(
+                max_size=limits.max_size, max_entries=int(parse_size(entries_text, flag="--max-image-entries"))
+            )
     return Context(
         data_dir=Path(args.dir) if args.dir else env_path("ROCKET_DIR", DEFAULT_DATA_DIR),
         local_config=Path(args.local_config)

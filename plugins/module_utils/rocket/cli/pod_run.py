@@ -7,7 +7,6 @@ import sys
 from ..lifecycle import prepare, start
 from .context import Context
 from .flagspec import SWITCH, Flag, add_flags
-from .output import say
 from .podflags import POD_FLAGS, add_pod_flags, pod_from_flags, save_uuid
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
@@ -42,6 +41,8 @@ def run(args: Any, ctx: Context) -> int:
     ctx.close()  # the store's sqlite handle must not live on in the supervisor
     if args.detach:
         start(pod, detach=True)
+        from .output import say  # a foreground run prints nothing of its own
+
         say(pod.uuid)
         return 0
     sys.stdout.flush()
