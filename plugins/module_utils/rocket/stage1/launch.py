@@ -1,11 +1,13 @@
 """The last steps of an app process, between fork and exec: cgroup, root, identity, privileges, exec.
 
-The order matters and follows runc: join the app's cgroups while host paths are still visible; a private
-mount namespace and `pivot_root` into the app's root (the old root detached, so no path leads back);
-then, still privileged, drop the capability bounding set and install the seccomp filter (unless
-no_new_privs lets an unprivileged process install it, in which case the filter goes on last); then
-groups, gid, uid and the final capability sets; then exec. `rocket enter` goes through the same
-function, so an entered process gets exactly the app's restrictions.
+The order matters and follows runc: open the app's cgroups' files while host paths are still visible; a
+private mount namespace and `pivot_root` into the app's root (the old root detached, so no path leads
+back); then join the cgroups through the open files (the kernel may first wait ~10 ms for an RCU grace
+period, cgroups.py: adopt, so the root is built before, not after, that wait) and, after the join, a
+cgroup namespace rooted there; then, still privileged, drop the capability bounding set and install
+the seccomp filter (unless no_new_privs lets an unprivileged process install it, in which case the
+filter goes on last); then groups, gid, uid and the final capability sets; then exec. `rocket enter`
+goes through the same function, so an entered process gets exactly the app's restrictions.
 """
 
 from __future__ import annotations
@@ -91,10 +93,27 @@ def find_program(argv0: str, env: Dict[str, str]) -> str:
     return argv0
 
 
-def join_cgroups(paths: Sequence[str]) -> None:
-    for path in paths:
-        with open(path, "w") as stream:
-            stream.write("0")
+def open_cgroups(paths: Sequence[str]) -> List[int]:
+    """Descriptors of the cgroup.procs files to join, opened while the host's paths are visible."""
+    fds: List[int] = []
+    try:
+        for path in paths:
+            fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def join_cgroups(fds: Sequence[int]) -> None:
+    """Move this process into each cgroup, through its open cgroup.procs; closes the descriptors."""
+    try:
+        for fd in fds:
+            os.write(fd, b"0")
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def enter_root(root: str) -> None:
@@ -129,11 +148,12 @@ def confine(restrictions: Restrictions, identity: Identity) -> None:
 def exec_app(launch: Launch, *, enter: bool = True) -> NoReturn:
     """Become the app: never returns; on failure prints why and exits 127."""
     try:
-        join_cgroups(launch.restrictions.cgroup_procs)
+        cgroups = open_cgroups(launch.restrictions.cgroup_procs)
         if enter:
             enter_root(launch.root)
-            if launch.restrictions.cgroup_namespace:
-                linux.unshare(linux.CLONE_NEWCGROUP)
+        join_cgroups(cgroups)
+        if enter and launch.restrictions.cgroup_namespace:
+            linux.unshare(linux.CLONE_NEWCGROUP)
         confine(launch.restrictions, launch.identity)
         os.chdir(launch.workdir or "/")
         program = find_program(launch.argv[0], launch.env)
