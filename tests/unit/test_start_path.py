@@ -217,3 +217,28 @@ def test_collect_from_now_on_freezes_the_heap_and_turns_the_collector_on() -> No
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_the_metadata_service_loads_only_once_a_client_connects() -> None:
+    """A pod that never asks for its metadata never loads the service (stage1/supervisor.py)."""
+    import socket
+    import threading
+
+    from rocket.stage1.supervisor import listen_on, wait_for_a_client
+
+    listener = listen_on("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    connected = threading.Event()
+    waiter = threading.Thread(target=lambda: (wait_for_a_client(listener), connected.set()), daemon=True)
+    waiter.start()
+    try:
+        assert not connected.wait(0.3)  # nobody has connected: still waiting
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            assert connected.wait(5)
+            # The connection waits in the backlog, unaccepted, for the service to take it.
+            accepted, _address = socket.socket(fileno=listener.detach()).accept()
+            accepted.sendall(b"x")
+            assert client.recv(1) == b"x"
+            accepted.close()
+    finally:
+        waiter.join(5)

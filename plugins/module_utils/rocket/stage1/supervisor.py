@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 LOG_CAP = 8 << 20
 PR_SET_DUMPABLE = 4
 METADATA_PORT = 2375
-BACKGROUND_NICE = 10  # the supervisor's background thread, once init is in its cgroups
 
 
 def process_start_time(pid: int) -> int:
@@ -126,6 +125,16 @@ def bring_up_loopback() -> None:
         fcntl.ioctl(sock.fileno(), 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))  # SIOCSIFFLAGS, IFF_UP
     finally:
         sock.close()
+
+
+def wait_for_a_client(listener: _socket.socket) -> None:
+    """Block until a client connects to `listener` (its connection waits in the backlog, unaccepted)."""
+    import select
+
+    poller = select.poll()
+    poller.register(listener.fileno(), select.POLLIN)
+    while not poller.poll():
+        pass
 
 
 def listen_on(host: str, port: int) -> _socket.socket:
@@ -316,7 +325,8 @@ def _supervise(
     # - this thread moves init into the pod's cgroups. The kernel first waits for an RCU grace period
     #   (~10-20 ms, cgroups.py: adopt), which holds the first app back anyway; the apps' own moves
     #   then do not wait again. The wait is in a system call, so the GIL is free meanwhile.
-    # - a background thread loads the metadata service (early requests wait in the listener's backlog).
+    # - a background thread waits for the metadata service's first client, then loads the service
+    #   (requests wait in the listener's backlog until it serves).
     # A process whose children go to another PID namespace cannot start threads: back to its own first.
     services: List[MetadataService] = []
     if metadata is not None and listener is not None:
@@ -324,23 +334,15 @@ def _supervise(
         if isolation.pid_namespace:
             _children_in_own_pid_namespace()
         # This thread must win the GIL back within a fraction of a millisecond whenever the pod needs
-        # it (its end, a signal), not after the default 5 ms slices of the loader.
+        # it (its end, a signal), not after the default 5 ms slices of the service's thread.
         sys.setswitchinterval(0.0001)
 
         def load_metadata() -> None:
-            # Linux nice values are per thread: the loader yields the CPU to the pod's init and apps,
-            # which are starting at the same moment; the service serves at the normal priority.
-            thread = _thread.get_native_id()
-            try:
-                os.setpriority(os.PRIO_PROCESS, thread, BACKGROUND_NICE)
-            except OSError:
-                pass
+            # Only once an app connects: a pod that never asks costs neither the service's imports nor
+            # its memory, and the kernel's wait for init's cgroup move (below) runs on idle CPUs.
+            wait_for_a_client(bound)
             service = metadata()
             service.serve(as_socket(bound))
-            try:
-                os.setpriority(os.PRIO_PROCESS, thread, 0)
-            except OSError:
-                pass
             services.append(service)  # last: a listed service is serving
 
         _thread.start_new_thread(load_metadata, ())  # a daemon: os._exit ends it with the supervisor
