@@ -1,10 +1,11 @@
 """The HTTP/1.1 server under the metadata service: one thread, non-blocking sockets, no http.server.
 
-Every pod's supervisor loads the service while the pod's apps are starting on the same CPUs, and
-http.server (with socketserver, email and ssl) cost ~35 ms of CPU to import there, and a thread per
-connection. The service needs little of HTTP: a request line, headers, a body with a Content-Length,
-keep-alive, and small answers known up front. So one thread multiplexes all connections with a
-selector, and a pod cannot make its supervisor start threads or hold more than `max_connections` open:
+A pod's supervisor loads the service when an app first connects, often while the pod's apps are still
+starting on the same CPUs; http.server (with socketserver, email and ssl) cost ~35 ms of CPU to import
+there, and a thread per connection. The service needs little of HTTP: a request line, headers, a body
+with a Content-Length, keep-alive, and small answers known up front. So one thread multiplexes all
+connections with a selector, and a pod cannot make its supervisor start threads or hold more than
+`max_connections` open:
 - a connection beyond that cap is closed unanswered;
 - a request head over MAX_HEAD bytes gets 431, a body over `max_body` 413 (unread), chunked bodies 411,
   and each of these closes the connection, so unread bytes are never parsed as the next request;

@@ -1,5 +1,5 @@
 """The metadata service's address and token: cheap to import, so a pod's environment is ready before the
-service itself (and http.server) is loaded."""
+service itself is loaded (when an app first connects: stage1/supervisor.py)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
         _warn(warning)
 
     def start_metadata_service() -> object:
-        # Imported once the apps are starting: http.server alone costs ~30 ms of every pod start.
+        # Imported when an app first connects (supervise): a pod that never asks never loads it.
         from ..metadata import AppMetadata, MetadataService, load_hmac_key
 
         return MetadataService(
