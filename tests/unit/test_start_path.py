@@ -74,35 +74,28 @@ print("\\n".join(compiled_by_rocket), file=sys.stderr)
 """
 
 
-def test_the_start_path_leaves_the_heavy_modules_alone() -> None:
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", START_PATH, str(ENGINE_PARENT)],
-        capture_output=True,
-        text=True,
-        check=True,
+def run_probe(code: str, *, check: bool = True) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    """Run `code` in a fresh `python3 -I -S`, as the host launcher does, with the engine as argv[1]."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(ENGINE_PARENT)], capture_output=True, text=True, check=check
     )
-    imported = set(done.stdout.split())
+
+
+def test_the_start_path_leaves_the_heavy_modules_alone() -> None:
+    imported = set(run_probe(START_PATH).stdout.split())
     assert "rocket.stage1.supervisor" in imported  # the probe ran the whole path
     assert sorted(name for name in STAY_OFF if name in imported) == []
 
 
 def test_the_metadata_service_leaves_the_heavy_modules_alone() -> None:
     probe = "import sys; sys.path.insert(0, sys.argv[1]); import rocket.metadata; print(' '.join(sys.modules))"
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", probe, str(ENGINE_PARENT)], capture_output=True, text=True, check=True
-    )
-    imported = set(done.stdout.split())
+    imported = set(run_probe(probe).stdout.split())
     assert "rocket.metadata_http" in imported
     assert sorted(name for name in METADATA_STAYS_OFF if name in imported) == []
 
 
 def test_importing_the_start_path_compiles_no_pattern() -> None:
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", START_PATH, str(ENGINE_PARENT)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_probe(START_PATH)
     assert "rocket.manifest" in done.stdout.split()
     assert done.stderr.strip() == ""  # each is compiled when first used (rocket/patterns.py)
 
@@ -195,12 +188,7 @@ def test_the_collector_is_off_while_a_command_starts_and_on_for_its_work() -> No
     supervisor turns it on before forking init (collect_from_now_on)."""
     import rocket.cli.main as cli_main
 
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", COLLECTOR_PROBE, str(ENGINE_PARENT)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_probe(COLLECTOR_PROBE, check=False)  # the assertion below shows its output
     assert cli_main.POD_STARTS == ("run", "run-prepared")
     assert done.stdout.split("\n")[:2] == ["version True", "run False"], done.stdout + done.stderr
 

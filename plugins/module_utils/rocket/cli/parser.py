@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from .flagspec import GLOBAL_FLAGS, add_flags
+from .flagspec import GLOBAL_FLAGS, SWITCH, add_flags
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
@@ -123,14 +123,7 @@ class _OnlyVerbs:
         return _Discard()
 
 
-GLOBAL_VALUE_FLAGS = (
-    "--dir",
-    "--local-config",
-    "--system-config",
-    "--insecure-options",
-    "--max-image-size",
-    "--max-image-entries",
-)
+GLOBAL_VALUE_FLAGS = frozenset(flag.name for flag in GLOBAL_FLAGS if flag.kind != SWITCH)
 
 
 def _positionals(argv: List[str]) -> List[str]:

@@ -13,16 +13,16 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the p
 if TYPE_CHECKING:
     from typing import Any
 
-FLAGS = (
+RUN_FLAGS = (
     Flag("--detach", SWITCH, default=False, help="return once the pod runs"),
     Flag("--interactive", SWITCH, default=False, help="give the app the terminal (one app)"),
-    *POD_FLAGS,
-)  # cli/quickparse.py reads them too
+)
+FLAGS = (*RUN_FLAGS, *POD_FLAGS)  # cli/quickparse.py reads them too
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run a pod")
-    add_flags(parser, FLAGS[:2])
+    add_flags(parser, RUN_FLAGS)
     add_pod_flags(parser)
     parser.set_defaults(run=run)
 

@@ -59,7 +59,6 @@ class LogRelay:
         self.files = files
         self.echo = echo
         self.selector = selectors.DefaultSelector()
-        self.readable = selectors.EVENT_READ
         self.logs: Dict[int, tuple] = {}
         for app, fd in pipes.items():
             os.set_blocking(fd, False)
@@ -70,7 +69,9 @@ class LogRelay:
             self.selector.register(fd, selectors.EVENT_READ)
 
     def watch(self, fd: int) -> None:
-        self.selector.register(fd, self.readable)
+        import selectors
+
+        self.selector.register(fd, selectors.EVENT_READ)
 
     def pump(self, timeout: Optional[float]) -> List[int]:
         """Move whatever output is ready; returns the other ready descriptors (the wake-up pipe)."""
