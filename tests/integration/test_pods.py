@@ -121,15 +121,50 @@ def test_the_pods_init_lives_in_the_pods_v1_cgroups(rocket: Rocket) -> None:
     if not v1_folders:
         rocket("stop", uuid)
         pytest.skip("no v1 cgroup hierarchy here")
-    deadline = time.monotonic() + 10  # the move runs in the supervisor's background thread
+    deadline = time.monotonic() + 10  # `running` comes once init is forked; the app joins its folder after
     while time.monotonic() < deadline and not all(
-        str(init_pid) in (folder / "cgroup.procs").read_text().split() for folder in v1_folders
+        str(init_pid) in (folder / "cgroup.procs").read_text().split()
+        and (folder / "busybox" / "cgroup.procs").read_text().split()
+        for folder in v1_folders
     ):
         time.sleep(0.02)
     for folder in v1_folders:
         assert str(init_pid) in (folder / "cgroup.procs").read_text().split(), folder
         assert (folder / "busybox" / "cgroup.procs").read_text().split() != []
     rocket("stop", uuid)
+
+
+def test_a_foreground_run_ends_the_cgroup_warmup_once_init_is_adopted(rocket: Rocket) -> None:
+    """`rocket run` starts cgroup_warmup's thread (LIFETIME 2 s); the supervisor stops it 0.1 s after
+    moving init, so a pod that runs on has no thread of it left: none sleeps in time.sleep."""
+    uuid_file = rocket.data.parent / "warmup.uuid"
+    uuid_file.unlink(missing_ok=True)
+    run = subprocess.Popen(
+        rocket.command(
+            "run", f"--uuid-file-save={uuid_file}", "example.com/busybox", "--exec", "/bin/sleep", "--", "3"
+        ),
+        env=rocket.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        running = rocket.data / "pods" / "run"
+        while time.monotonic() < deadline and not (
+            uuid_file.exists() and (running / uuid_file.read_text().strip() / "status.json").exists()
+        ):
+            time.sleep(0.02)
+        time.sleep(1.0)  # init was adopted when status.json appeared; the warm-up would live on to 2 s
+        assert run.poll() is None
+        sleeping = []
+        for task in Path(f"/proc/{run.pid}/task").iterdir():
+            if "nanosleep" in (task / "wchan").read_text():
+                sleeping.append(task.name)
+        assert sleeping == []
+    finally:
+        _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 0, stderr
 
 
 def test_killed_supervisor_leaves_nothing_after_gc(rocket: Rocket) -> None:

@@ -440,7 +440,8 @@ class PodCgroup:
         """Move the pod's init into the pod's own folder of every v1 hierarchy (v2 keeps processes in
         leaves only). Its apps then join their folders faster: the kernel waits for an RCU grace period
         (~10 ms) before the first cgroup move in a while, and later moves in its wake do not wait, so the
-        supervisor starts this move as soon as init exists, while init builds the apps' roots."""
+        supervisor starts this move as soon as init exists, while init builds the apps' roots. (Started
+        by `rocket run`, cgroup_warmup.py has usually had that wait behind it by now.)"""
         for hierarchy in self.hierarchies:
             if hierarchy.version == 1:
                 _write(self.path(hierarchy) / "cgroup.procs", str(pid))

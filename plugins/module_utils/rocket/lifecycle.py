@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import cgroup_warmup
 from .audit import AuditLog
 from .errors import NetworkError, PodStateError, RocketError, TrustError, UsageError
 from .fileio import atomic_write
@@ -264,8 +265,19 @@ def start(pod: Pod, *, detach: bool, engine: Optional[str] = None) -> int:
         from .stage1.boot import run_supervisor
 
         return run_supervisor(pod.path, lock_fd=lock_fd, ready_fd=None, foreground=True)
-    if supervisor_launcher() == "systemd":
-        return _start_unit(pod, engine)
+    # The detached supervisor moves init into the pod's cgroups once its interpreter is up: the
+    # kernel's wait before that first move runs meanwhile (cgroup_warmup.py).
+    cgroup_warmup.start()
+    try:
+        if supervisor_launcher() == "systemd":
+            return _start_unit(pod, engine)
+        return _start_detached(pod, lock_fd, engine)
+    finally:
+        cgroup_warmup.stop()
+
+
+def _start_detached(pod: Pod, lock_fd: int, engine: Optional[str]) -> int:
+    """Start the supervisor with setsid; returns 0 once it says the pod runs."""
     import subprocess
 
     read_end, write_end = os.pipe()

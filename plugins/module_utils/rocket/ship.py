@@ -15,6 +15,7 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from . import audit as _audit
     from . import auth as _auth
     from . import build as _build
+    from . import cgroup_warmup as _cgroup_warmup
     from . import cgroups as _cgroups
     from . import compression as _compression
     from . import decrypt as _decrypt

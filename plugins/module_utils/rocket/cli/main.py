@@ -15,6 +15,7 @@ from ..errors import RocketError
 from ..limits import ImportLimits
 from ..paths import DEFAULT_DATA_DIR, DEFAULT_LOCAL_CONFIG, DEFAULT_SYSTEM_CONFIG
 from .context import Context, env_path, parse_insecure_options
+from .entry import POD_STARTS
 from .quickparse import quick_parse
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
 
 EXIT_ENGINE_ERROR = 254
 EXIT_INTERRUPTED = 130
-
-# Verbs that start a pod: their supervisor turns the garbage collector on (cli/entry.py).
-POD_STARTS = ("run", "run-prepared")
 
 
 def make_context(args: Any) -> Context:

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Dict, List
 
+from .. import cgroup_warmup
 from ..errors import PodStateError
 from . import linux
 from .launch import Launch, exec_app
@@ -25,6 +26,7 @@ NAMESPACES = (
     ("pid", linux.CLONE_NEWPID),
     ("mnt", linux.CLONE_NEWNS),
 )
+JOIN_WITHIN = 0.1  # seconds: the forked child's first steps are its cgroup moves
 
 
 def app_environment(pid: int) -> Dict[str, str]:
@@ -72,5 +74,6 @@ def enter(target_pid: int, template: Launch, argv: List[str]) -> int:
             os._exit(254)
     for fd, _kind in handles:
         os.close(fd)
+    cgroup_warmup.stop(after=JOIN_WITHIN)  # started by cli/entry.py; the child joins the cgroups right away
     _pid, status = os.waitpid(child, 0)
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import cgroup_warmup
 from ..fileio import atomic_write
 from ..net.attach import PodNetwork
 from ..pod import PodFiles
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 LOG_CAP = 8 << 20
 PR_SET_DUMPABLE = 4
 METADATA_PORT = 2375
+
+
+APPS_JOIN_WITHIN = 0.1  # seconds after init's cgroup move: generous, init only builds the apps' roots
 
 
 def process_start_time(pid: int) -> int:
@@ -323,9 +327,10 @@ def _supervise(
         os._exit(code)
 
     # Right after the fork, two things overlap with init building the apps' roots:
-    # - this thread moves init into the pod's cgroups. The kernel first waits for an RCU grace period
-    #   (~10-20 ms, cgroups.py: adopt), which holds the first app back anyway; the apps' own moves
-    #   then do not wait again. The wait is in a system call, so the GIL is free meanwhile.
+    # - this thread moves init into the pod's cgroups. Unless cgroup_warmup's thread has the kernel's
+    #   RCU grace period behind it already, the move first waits for one (5-20 ms, cgroups.py: adopt),
+    #   which holds the first app back anyway; the apps' own moves then do not wait again. The wait is
+    #   in a system call, so the GIL is free meanwhile.
     # - a background thread waits for the metadata service's first client, then loads the service
     #   (requests wait in the listener's backlog until it serves).
     # A process whose children go to another PID namespace cannot start threads: back to its own first.
@@ -352,6 +357,9 @@ def _supervise(
             adopt_init(init_pid)
         except OSError:
             pass
+    # The apps join their cgroups within milliseconds of init's move: keep the kernel's passed grace
+    # period (cgroup_warmup.py, started by `rocket run` or lifecycle.start) a little longer for them.
+    cgroup_warmup.stop(after=APPS_JOIN_WITHIN)
     for app in pod.apps:
         if app.stdout != 1:
             os.close(app.stdout)
