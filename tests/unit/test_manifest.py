@@ -399,3 +399,23 @@ def test_every_node_replaced_by_garbage(name: str) -> None:
                 load_any_manifest(json.dumps(candidate).encode(), where=name)
     assert runs > 100
     assert failures > 0
+
+
+def test_is_semver_agrees_with_the_go_references_pattern() -> None:
+    """manifest.is_semver checks coreos/go-semver's pattern by hand; on every string they agree."""
+    import itertools
+    import random
+    import re
+
+    from rocket.manifest import is_semver
+
+    identifiers = r"[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*"
+    pattern = re.compile(rf"[0-9]+\.[0-9]+\.[0-9]+(-{identifiers})?(\+{identifiers})?")
+    alphabet = "01.-+aZ_ \n٣"
+    chance = random.Random(7)
+    texts = ["0.8.11", "1.2.3-rc.1+build.5", "1.2.3+b", "1.2.3-", "1.2.3-a..b", "01.2.3", "1.2", "1.2.3.4"]
+    texts += ["".join(chars) for n in range(6) for chars in itertools.product("1.-+a", repeat=n)]
+    texts += ["1.2.3" + "".join(chance.choice(alphabet) for _ in range(chance.randint(0, 12))) for _ in range(20000)]
+    texts += ["".join(chance.choice(alphabet) for _ in range(chance.randint(1, 14))) for _ in range(20000)]
+    for text in texts:
+        assert is_semver(text) == bool(pattern.fullmatch(text)), repr(text)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+import re
+
 import pytest
 
 from rocket.errors import ManifestError, UsageError
 from rocket.names import (
-    AC_IDENTIFIER_RE,
-    AC_NAME_RE,
     VALID_OS_ARCH,
     app_name_from_image,
     check_ac_identifier,
     check_ac_name,
     check_hash,
     check_labels,
+    is_ac_identifier,
+    is_ac_name,
     is_full_image_id,
     parse_image_reference,
 )
@@ -34,7 +38,7 @@ FULL_ID = "sha512-" + "0123456789abcdef" * 8
 )
 def test_ac_identifier_accepts(value: str) -> None:
     assert check_ac_identifier(value, field="name") == value
-    assert AC_IDENTIFIER_RE.fullmatch(value)
+    assert is_ac_identifier(value)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +69,7 @@ def test_ac_identifier_rejects_non_strings(value: object) -> None:
 @pytest.mark.parametrize("value", ["database", "product-database-release", "a1", "9"])
 def test_ac_name_accepts(value: str) -> None:
     assert check_ac_name(value, field="apps[0].name") == value
-    assert AC_NAME_RE.fullmatch(value)
+    assert is_ac_name(value)
 
 
 @pytest.mark.parametrize("value", ["", "a.b", "a_b", "a/b", "A", "a--b", "-a", "a-", "a\n", None, 3])
@@ -176,7 +180,7 @@ def test_is_full_image_id(value: str, full: bool) -> None:
 )
 def test_app_name_from_image(image: str, app: str) -> None:
     assert app_name_from_image(image) == app
-    assert AC_NAME_RE.fullmatch(app)
+    assert is_ac_name(app)
 
 
 @pytest.mark.parametrize("image", ["", "/", "example.com/___"])
@@ -226,3 +230,45 @@ def test_parse_image_reference_rejects(text: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_image_reference(text)
     assert info.value.hint
+
+
+# spec/types.md's patterns: the hand-written checks must agree with them on every string.
+AC_IDENTIFIER_PATTERN = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
+AC_NAME_PATTERN = re.compile(r"^[a-z0-9]+([-][a-z0-9]+)*$")
+TRICKY = "a0-._~/Z \n:+é"
+
+
+def strings(alphabet: str, *, exhaustive_up_to: int, samples: int, longest: int) -> list[str]:
+    """Every string of `alphabet` up to a length, then random longer ones (seeded)."""
+    found = ["".join(chars) for n in range(exhaustive_up_to + 1) for chars in itertools.product(alphabet, repeat=n)]
+    chance = random.Random(4)
+    found += ["".join(chance.choice(alphabet) for _ in range(chance.randint(1, longest))) for _ in range(samples)]
+    return found
+
+
+def test_the_name_checks_agree_with_the_specifications_patterns() -> None:
+    for text in strings(TRICKY, exhaustive_up_to=4, samples=20000, longest=24):
+        assert is_ac_identifier(text) == bool(AC_IDENTIFIER_PATTERN.fullmatch(text)), repr(text)
+        assert is_ac_name(text) == bool(AC_NAME_PATTERN.fullmatch(text)), repr(text)
+
+
+def test_the_image_id_check_agrees_with_its_pattern() -> None:
+    pattern = re.compile(r"^sha512-[0-9a-f]{128}$")
+    chance = random.Random(5)
+    candidates = [FULL_ID, FULL_ID[:-1], FULL_ID + "0", FULL_ID.upper(), "sha256-" + FULL_ID[7:], FULL_ID + "\n"]
+    for _ in range(2000):
+        digest = list(FULL_ID[7:])
+        digest[chance.randrange(128)] = chance.choice("0aFg-\n ")
+        candidates.append("sha512-" + "".join(digest))
+    for text in candidates:
+        assert is_full_image_id(text) == bool(pattern.fullmatch(text)), repr(text)
+
+
+def test_app_names_from_images_agree_with_the_substitution() -> None:
+    for image in strings("aZ0-_./é ", exhaustive_up_to=3, samples=5000, longest=16):
+        expected = re.sub(r"[^a-z0-9]+", "-", image.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-")
+        if expected:
+            assert app_name_from_image(image) == expected, repr(image)
+        else:
+            with pytest.raises(UsageError):
+                app_name_from_image(image)

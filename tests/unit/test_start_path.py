@@ -133,11 +133,19 @@ def test_new_uuid_is_a_random_version_4_uuid() -> None:
         "1C7A9E5E-4B2D-4F7E-9A0B-5D6C7E8F9A0B",
         "1c7a9e5e4b2d4f7e9a0b5d6c7e8f9a0b",
         "1c7a9e5e-4b2d-4f7e-9a0b-5d6c7e8f9a0b/x",
+        "1c7a9e5e-4b2d-4f7e-9a0b-5d6c7e8f9a0b\n",
+        "1c7a9e5e-4b2d-4f7e-9a0b-5d6c7e8f9a0",
+        "1c7a9e5e-4b2d-4f7e-9a0b-5d6c7e8f9a0bb",
+        "1c7a9e5e-4b2d-4f7e-9a0b--5d6c7e8f9a0b",
+        "1c7a9e5g-4b2d-4f7e-9a0b-5d6c7e8f9a0b",
+        "1c7a9e5e-4b2d-4f7e-9a0b-5d6c7e8f9a0b-",
     ],
 )
 def test_a_pod_cgroup_takes_only_a_canonical_uuid(bad: str) -> None:
     with pytest.raises(AssertionError, match="non-UUID"):
         PodCgroup(detect(), bad)
+    good = "1c7a9e5e-4b2d-4f7e-9a0b-5d6c7e8f9a0b"
+    assert PodCgroup(detect(), good).pod_uuid == good
 
 
 def test_records_compare_and_hash_by_their_fields() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .errors import RocketError
 from .isolators import CPU_SHARES, OOM_SCORE_ADJ, RESOURCE_CPU, RESOURCE_MEMORY
-from .names import AC_NAME_RE
+from .names import is_ac_name
 from .patterns import LazyPattern
 from .record import Record
 
@@ -108,6 +108,8 @@ class CgroupStats(Record):
 
 
 def _unescape(field: str) -> str:
+    if "\\" not in field:
+        return field  # the usual case: no need to compile the pattern
     return _ESCAPE_RE.sub(lambda match: chr(int(match.group(1), 8)), field)
 
 
@@ -237,15 +239,21 @@ def set_oom_score_adj(pid: int, value: int, *, proc: Path = PROC) -> None:
 # --- The pod's cgroups -------------------------------------------------------------------------------
 
 
-# A pod's UUID as its folder is named; anything else must never become a path in the cgroup trees.
-_CANONICAL_UUID = LazyPattern(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_canonical_uuid(text: str) -> bool:
+    """A pod's UUID as its folder is named (8-4-4-4-12 lower-case hex digits); anything else must never
+    become a path in the cgroup trees."""
+    groups = text.split("-")
+    return [len(group) for group in groups] == [8, 4, 4, 4, 12] and all(_HEX.issuperset(g) for g in groups)
 
 
 class PodCgroup:
     """The cgroups of one pod in every hierarchy it uses, with one sub-cgroup per app."""
 
     def __init__(self, layout: CgroupLayout, pod_uuid: str, *, parent: Optional[str] = None) -> None:
-        if not _CANONICAL_UUID.fullmatch(pod_uuid):
+        if not is_canonical_uuid(pod_uuid):
             raise AssertionError(f"bug: pod cgroup for a non-UUID {pod_uuid!r}")
         self.layout = layout
         self.pod_uuid = pod_uuid
@@ -265,7 +273,7 @@ class PodCgroup:
         pod = self._base(hierarchy) / self.pod_uuid
         if app is None:
             return pod
-        if not AC_NAME_RE.fullmatch(app):
+        if not is_ac_name(app):
             raise AssertionError(f"bug: app name {app!r} is not an AC Name")
         return pod / app
 

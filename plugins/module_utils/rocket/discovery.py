@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 from .errors import FetchError, UsageError
-from .names import AC_IDENTIFIER_RE
+from .names import is_ac_identifier
 from .paths import mirrors_path
 from .transport import HttpClient
 
@@ -169,11 +169,11 @@ def discovery_labels(labels: Mapping[str, str]) -> Dict[str, str]:
 
 def check_request(name: str, labels: Mapping[str, str]) -> None:
     """Raise UsageError unless `name` is an AC Identifier and every label can go into a URL."""
-    if not AC_IDENTIFIER_RE.fullmatch(name):
+    if not is_ac_identifier(name):
         raise UsageError(f"image name {name!r} is not an AC Identifier", hint="e.g. example.com/app", image=name)
     for key, value in labels.items():
         # A value becomes one path component of a URL, maybe of a file:// URL: no way out of it.
-        if key in _NOT_LABELS or not AC_IDENTIFIER_RE.fullmatch(key):
+        if key in _NOT_LABELS or not is_ac_identifier(key):
             raise UsageError(f"bad label name {key!r} for {name}", hint="label names are AC Identifiers", image=name)
         if not value or "/" in value or value in (".", "..") or not value.isprintable():
             raise UsageError(
@@ -253,7 +253,7 @@ def _parse_mirror(path: Path, index: int, entry: Any) -> Mirror:
     if extra:
         raise _mirror_error(path, f"{where}.{extra[0]}", "unknown field (expected prefix, aci, pubkeys)")
     prefix = entry.get("prefix")
-    if not isinstance(prefix, str) or not AC_IDENTIFIER_RE.fullmatch(prefix):
+    if not isinstance(prefix, str) or not is_ac_identifier(prefix):
         raise _mirror_error(path, f"{where}.prefix", f"{prefix!r} is not an AC Identifier")
     urls: Dict[str, Optional[str]] = {}
     for key in ("aci", "pubkeys"):

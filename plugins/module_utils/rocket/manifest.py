@@ -40,11 +40,8 @@ if TYPE_CHECKING:
 IMAGE_MANIFEST = "ImageManifest"
 POD_MANIFEST = "PodManifest"
 
-# Semantic version as the Go reference reads it (coreos/go-semver): three numbers, optional pre-release
-# and build metadata; 0.0.0 is refused.
-_SEMVER_RE = LazyPattern(
-    r"[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
-)
+_DIGITS = frozenset("0123456789")
+_SEMVER_IDENTIFIER = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-")
 _ENV_NAME_RE = LazyPattern(r"[A-Za-z_][A-Za-z0-9_]*")
 _RFC3339_RE = LazyPattern(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<h>[0-9]{2}):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})(\.[0-9]+)?"
@@ -142,12 +139,26 @@ def image_labels(manifest: dict[str, Any]) -> dict[str, str]:
 # --- Shared pieces ---------------------------------------------------------------------------------
 
 
+def is_semver(version: str) -> bool:
+    """A semantic version as the Go reference reads it (coreos/go-semver): three numbers, optional
+    pre-release and build metadata, the pattern
+    `[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?`
+    checked by hand: every pod start reads a manifest, and compiling it cost ~0.4 ms."""
+    rest, plus, build = version.partition("+")
+    core, dash, pre_release = rest.partition("-")  # the numbers hold no dash: the first one starts it
+    numbers = core.split(".")
+    if len(numbers) != 3 or not all(number and _DIGITS.issuperset(number) for number in numbers):
+        return False
+    labels = ([pre_release] if dash else []) + ([build] if plus else [])
+    return all(part and _SEMVER_IDENTIFIER.issuperset(part) for label in labels for part in label.split("."))
+
+
 def _check_header(obj: dict[str, Any], kind: str) -> None:
     found = require(obj, "acKind", field="")
     if found != kind:
         raise ManifestError(f"acKind must be {kind!r}, not {show(found)}", field="acKind", rule="kind")
     version = expect_string(require(obj, "acVersion", field=""), field="acVersion")
-    if not _SEMVER_RE.fullmatch(version) or version == "0.0.0":
+    if not is_semver(version) or version == "0.0.0":
         raise ManifestError(
             f"acVersion must be a semantic version such as 0.8.11, not {show(version)}",
             field="acVersion",

@@ -36,7 +36,7 @@ from .locks import FileLock
 from .metadata_http import HttpServer, Request, Response
 from .metadata_token import metadata_url as metadata_url  # pylint: disable=unused-import,useless-import-alias
 from .metadata_token import new_token as new_token  # pylint: disable=unused-import,useless-import-alias
-from .names import AC_NAME_RE
+from .names import is_ac_name
 from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing in the supervisor
@@ -203,7 +203,7 @@ class MetadataService:
             "/pod/uuid": (TEXT_TYPE, pod_uuid.encode("ascii")),
         }
         for name, app in apps.items():
-            if not AC_NAME_RE.fullmatch(name):
+            if not is_ac_name(name):
                 raise AssertionError(f"bug: app name {name!r} is not an AC Name")
             image = _parse_json(app.image_manifest, f"image manifest of app {name}")
             annotations = overlay_annotations(image.get("annotations"), pod_apps.get(name, {}).get("annotations"))

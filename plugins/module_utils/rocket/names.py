@@ -8,21 +8,19 @@ that every rejection names the JSON path of the offending value in the same way.
 from __future__ import annotations
 
 import json
-import re
 
 from .errors import ManifestError, UsageError
-from .patterns import LazyPattern
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
     from typing import Any
 
-# The patterns of spec/types.md, used with fullmatch() only: `$` alone would accept a trailing newline.
-AC_IDENTIFIER_RE = LazyPattern(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
-AC_NAME_RE = LazyPattern(r"^[a-z0-9]+([-][a-z0-9]+)*$")
-
-# A full image ID: what an image store keys on. Shorter hashes are accepted by check_hash (see there).
-IMAGE_ID_RE = LazyPattern(r"^sha512-[0-9a-f]{128}$")
+# The patterns of spec/types.md are checked by hand (is_ac_identifier, is_ac_name): every pod start
+# checks names, and compiling the regular expressions cost more than all its checks (bench/start.py).
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_LOWER_HEX = frozenset("0123456789abcdef")
+IMAGE_ID_PREFIX = "sha512-"
+IMAGE_ID_LENGTH = len(IMAGE_ID_PREFIX) + 128
 
 VALID_OS_ARCH: dict[str, frozenset[str]] = {
     "linux": frozenset(
@@ -118,10 +116,33 @@ def require(obj: dict[str, Any], key: str, *, field: str) -> Any:
 # --- AC Identifier, AC Name ------------------------------------------------------------------------
 
 
+def _words_joined(text: str, separators: str) -> bool:
+    """Whether `text` is runs of [a-z0-9] joined by single characters of `separators`."""
+    after_separator = True  # also at the start: a separator may neither lead nor follow another
+    for char in text:
+        if char in _LOWER_ALNUM:
+            after_separator = False
+        elif after_separator or char not in separators:
+            return False
+        else:
+            after_separator = True
+    return not after_separator  # nor end the text; an empty text is no name either
+
+
+def is_ac_identifier(text: str) -> bool:
+    """spec/types.md's AC Identifier, `^[a-z0-9]+([-._~/][a-z0-9]+)*$` (`example.com/app`)."""
+    return _words_joined(text, "-._~/")
+
+
+def is_ac_name(text: str) -> bool:
+    """spec/types.md's AC Name, `^[a-z0-9]+([-][a-z0-9]+)*$` (`my-app`)."""
+    return _words_joined(text, "-")
+
+
 def check_ac_identifier(value: object, *, field: str) -> str:
     """Return `value` if it is an AC Identifier (`example.com/app`), else raise ManifestError."""
     text = expect_string(value, field=field)
-    if not AC_IDENTIFIER_RE.fullmatch(text):
+    if not is_ac_identifier(text):
         raise ManifestError(
             f"{field} must be an AC Identifier (lower-case letters and digits, separated by one of -._~/), "
             f"not {show(text)}",
@@ -134,7 +155,7 @@ def check_ac_identifier(value: object, *, field: str) -> str:
 def check_ac_name(value: object, *, field: str) -> str:
     """Return `value` if it is an AC Name (`my-app`), else raise ManifestError."""
     text = expect_string(value, field=field)
-    if not AC_NAME_RE.fullmatch(text):
+    if not is_ac_name(text):
         raise ManifestError(
             f"{field} must be an AC Name (lower-case letters and digits, separated by single dashes), not {show(text)}",
             field=field,
@@ -212,7 +233,7 @@ def check_hash(value: object, *, field: str) -> str:
 
 def is_full_image_id(s: str) -> bool:
     """True if `s` is a complete image ID: `sha512-` and 128 lower-case hex digits."""
-    return IMAGE_ID_RE.fullmatch(s) is not None
+    return len(s) == IMAGE_ID_LENGTH and s.startswith(IMAGE_ID_PREFIX) and _LOWER_HEX.issuperset(s[7:])
 
 
 # --- Image references on the command line ----------------------------------------------------------
@@ -221,7 +242,8 @@ def is_full_image_id(s: str) -> bool:
 def app_name_from_image(image_name: str) -> str:
     """Default app name for an image: its last path component made into an AC Name."""
     last = image_name.rstrip("/").rsplit("/", 1)[-1]
-    name = re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-")
+    # Every run of other characters becomes one dash.
+    name = "-".join("".join(c if c in _LOWER_ALNUM else " " for c in last.lower()).split())
     if not name:
         raise UsageError(
             f"cannot make an app name from image name {image_name!r}",
@@ -238,7 +260,7 @@ def parse_image_reference(text: str) -> tuple[str, dict[str, str]]:
         raise UsageError("empty image reference", hint=hint)
     head, *pairs = text.split(",")
     name, colon, version = head.partition(":")
-    if not AC_IDENTIFIER_RE.fullmatch(name):
+    if not is_ac_identifier(name):
         raise UsageError(f"image name {name!r} in {text!r} is not an AC Identifier", hint=hint, reference=text)
     labels: dict[str, str] = {}
     if colon:
@@ -249,7 +271,7 @@ def parse_image_reference(text: str) -> tuple[str, dict[str, str]]:
         key, equals, val = pair.partition("=")
         if not equals or not val:
             raise UsageError(f"label {pair!r} in {text!r} is not LABEL=VALUE", hint=hint, reference=text)
-        if not AC_IDENTIFIER_RE.fullmatch(key) or key == "name":
+        if not is_ac_identifier(key) or key == "name":
             raise UsageError(f"bad label name {key!r} in image reference {text!r}", hint=hint, reference=text)
         if key in labels:
             raise UsageError(f"label {key!r} given twice in image reference {text!r}", hint=hint, reference=text)
