@@ -34,7 +34,12 @@ def _read_db(rootfs: Path, relative: str) -> List[List[str]]:
 
 def safe_join(rootfs: Path, path: str) -> Path:
     """`path` inside `rootfs`, resolving symlinks as if `rootfs` were `/` (never escaping it)."""
-    root = os.path.realpath(rootfs)
+    return Path(join_resolved(os.path.realpath(rootfs), path))
+
+
+def join_resolved(root: str, path: str) -> str:
+    """safe_join for a `root` resolved already (os.path.realpath): a pod start builds each app's root
+    with a handful of these, and resolving the root's own ~10 components each time showed."""
     current = root
     parts = [p for p in path.split("/") if p and p != "."]
     hops = 0
@@ -54,7 +59,7 @@ def safe_join(rootfs: Path, path: str) -> Path:
             parts = [p for p in target.split("/") if p and p != "."] + parts
             continue
         current = candidate
-    return Path(current)
+    return current
 
 
 def resolve_user(rootfs: Path, user: str) -> Tuple[int, int, str]:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from ..record import Record
-from ..users import safe_join
+from ..users import join_resolved
 from . import linux
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
@@ -106,8 +105,9 @@ def mount_overlay(plan: RootPlan) -> str:
 
 
 def inside(root: str, path: str, *, folder: bool) -> str:
-    """A path inside `root` (symlinks resolved as if `root` were `/`), created if missing."""
-    target = str(safe_join(Path(root), path))
+    """A path inside `root` (symlinks resolved as if `root` were `/`), created if missing. `root` is
+    resolved itself (os.path.realpath, done once by build_root)."""
+    target = join_resolved(root, path)
     if not os.path.lexists(target):
         parent = os.path.dirname(target)
         os.makedirs(parent, mode=0o755, exist_ok=True)
@@ -194,16 +194,17 @@ def mount_volume(root: str, volume: VolumeMount) -> None:
 def build_root(plan: RootPlan) -> str:
     """Everything an app's root needs, in order; returns how the root was made ('overlay' or 'copy')."""
     how = mount_overlay(plan)
+    root = os.path.realpath(plan.root)
     if plan.host_view:
         for path in ("/proc", "/sys", "/dev"):
-            linux.mount(path, inside(plan.root, path, folder=True), None, linux.MS_BIND | linux.MS_REC, None)
+            linux.mount(path, inside(root, path, folder=True), None, linux.MS_BIND | linux.MS_REC, None)
     else:
-        mount_proc(plan.root)
-        mount_sys(plan.root)
-        mount_dev(plan.root, console=plan.console)
+        mount_proc(root)
+        mount_sys(root)
+        mount_dev(root, console=plan.console)
     for volume in plan.volumes:
-        mount_volume(plan.root, volume)
-    inside(plan.root, "/tmp", folder=True)
+        mount_volume(root, volume)
+    inside(root, "/tmp", folder=True)
     if plan.read_only:
         linux.mount(plan.root, plan.root, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY, None)
     return how
