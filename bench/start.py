@@ -14,7 +14,7 @@ and containers are removed and the file system synced between runs, outside the 
 shared, so only the ratios measured side by side in one run mean anything.
 
 rocket is timed in three forms, the same engine with three start-up paths: this checkout's console
-script (`.venv/bin/rocket`, or --rocket PATH: a virtual environment with an editable install),
+script (`.venv/bin/rocket`, or --rocket PATH: a virtual environment with an editable install, a path in a .pth),
 `/usr/bin/python3 -m rocket` with PYTHONPATH=plugins/module_utils, and the host launcher, what the
 appc.rocket.engine module installs as /usr/bin/rocket on a managed host (`python3 -I -S` with the engine
 copy first on sys.path).

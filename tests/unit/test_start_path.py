@@ -238,3 +238,14 @@ def test_the_metadata_service_loads_only_once_a_client_connects() -> None:
             accepted.close()
     finally:
         waiter.join(5)
+
+
+def test_the_checkouts_editable_install_adds_no_import_hook() -> None:
+    """pyproject.toml maps the whole plugins/module_utils folder, so `pip install -e .` (scripts/setup.sh)
+    writes a plain path into a .pth file. With the `rocket` folder mapped alone, setuptools installed an
+    import hook instead, which every start of that venv's Python (the console script) loaded: ~5-15 ms."""
+    probe = "import sys, rocket; print(rocket.__file__); print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    origin, modules = done.stdout.split("\n")[:2]
+    assert Path(origin).resolve() == ENGINE_PARENT / "rocket" / "__init__.py"
+    assert [name for name in modules.split() if "editable" in name] == []
