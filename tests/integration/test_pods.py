@@ -243,6 +243,21 @@ def test_rootfs_changes_stay_in_the_pod_and_readonly_rootfs(rocket: Rocket) -> N
     assert "RO" in out.stdout
 
 
+def test_the_writable_root_is_a_volatile_overlay(rocket: Rocket) -> None:
+    """Unmounting a plain overlay syncs the whole file system of its upper folder: a pod's exit would
+    wait for the host's dirty pages. `volatile` (Linux 5.10+) skips that (stage1/rootfs.py)."""
+    release = tuple(int(part) for part in os.uname().release.split(".")[:2] if part.isdigit())
+    if release < (5, 10):
+        pytest.skip(f"kernel {os.uname().release} has no volatile overlays")
+    mounts = rocket.sh("cat /proc/self/mountinfo").stdout.splitlines()
+    root = [line for line in mounts if line.split()[4] == "/"]
+    assert len(root) == 1, mounts
+    fields = root[0].split()
+    assert fields[fields.index("-") + 1] == "overlay"
+    options = fields[-1].split(",")
+    assert "volatile" in options or "fsync=volatile" in options, root[0]  # newer kernels show the latter
+
+
 # -- isolators ---------------------------------------------------------------------------------------
 
 

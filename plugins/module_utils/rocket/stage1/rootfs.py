@@ -10,6 +10,7 @@ image cannot point a mount at the host.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -84,7 +85,13 @@ def _escape_overlay(path: str) -> str:
 
 
 def mount_overlay(plan: RootPlan) -> str:
-    """Mount the app's writable root; returns 'overlay' or 'copy'."""
+    """Mount the app's writable root; returns 'overlay' or 'copy'.
+
+    The overlay is `volatile` (Linux 5.10+; without it on older kernels): overlayfs otherwise syncs the
+    whole file system holding the upper folder when it is unmounted, so a pod's exit waited for every
+    dirty page of that file system, the host's as much as the app's (8 MB of unrelated writes: 6 ms).
+    A pod's writable layer lives as long as the pod and is never mounted again after a crash.
+    """
     for folder in (plan.upper, plan.work, plan.root):
         os.makedirs(folder, mode=0o755, exist_ok=True)
     options = (
@@ -92,7 +99,12 @@ def mount_overlay(plan: RootPlan) -> str:
         f"workdir={_escape_overlay(plan.work)}"
     )
     try:
-        linux.mount("overlay", plan.root, "overlay", 0, options)
+        try:
+            linux.mount("overlay", plan.root, "overlay", 0, options + ",volatile")
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            linux.mount("overlay", plan.root, "overlay", 0, options)  # a kernel without `volatile`
         return "overlay"
     except OSError:
         # No overlayfs (or an upper on a file system it refuses): a private copy, made once.
