@@ -20,6 +20,10 @@ thread to another domain and the thread ends; v1 would move just this thread bac
 has left. Everything is best effort: where the write is refused (no cgroupfs, no privilege), the thread
 ends and the first move waits as before. Only os, _thread and time are imported: cli/entry.py starts
 this before the engine's imports.
+
+The supervisor forks the pod's init while the thread runs (it stops it 0.1 s after moving init), which
+Python 3.12+ notes with a DeprecationWarning (ignored by default): the thread holds no lock the child
+could need, only ever being in open, write, close or sleep.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from __future__ import annotations
 import _thread
 import os
 import time
+
+from .mountinfo import parse_mountinfo
 
 PERIOD = 0.002  # well under a grace period, so the kernel never sees a quiet one in between
 LIFETIME = 2.0  # an upper bound: a detached supervisor on a loaded host may take this long to adopt init
@@ -78,37 +84,22 @@ def own_thread_list(mountinfo: str, cgroup: str) -> Optional[str]:
         else:
             v1.append((set(controllers.split(",")), path))
     found: Optional[str] = None
-    for line in mountinfo.splitlines():
-        fields = line.split(" ")
-        if "-" not in fields[6:]:
-            continue
-        separator = fields.index("-", 6)
-        fstype = fields[separator + 1] if len(fields) > separator + 1 else ""
+    for mount in parse_mountinfo(mountinfo):
         own: Optional[str] = None
-        if fstype == "cgroup2":
+        if mount.fstype == "cgroup2":
             own = unified
-        elif fstype == "cgroup" and len(fields) > separator + 3:
+        elif mount.fstype == "cgroup":
             # A v1 mount's options name its controllers (or name=...), each bound to one hierarchy only.
-            options = set(fields[separator + 3].split(","))
+            options = set(mount.super_options)
             own = next((path for controllers, path in v1 if controllers <= options), None)
-        root = _unescape(fields[3])
+        root = mount.root
         if own is None or not (root == "/" or own == root or own.startswith(root + "/")):
             continue
-        relative = own if root == "/" else own[len(root) :]
-        folder = _unescape(fields[4]) + relative.rstrip("/")
-        candidate = folder + ("/cgroup.threads" if fstype == "cgroup2" else "/tasks")
-        if fstype == "cgroup2":
-            return candidate
-        found = found or candidate
+        folder = mount.mount_point + (own if root == "/" else own[len(root) :]).rstrip("/")
+        if mount.fstype == "cgroup2":
+            return folder + "/cgroup.threads"
+        found = found or folder + "/tasks"
     return found
-
-
-def _unescape(field: str) -> str:
-    r"""mountinfo's octal escapes (\040 for a space, ...) decoded."""
-    if "\\" not in field:
-        return field
-    parts = field.split("\\")
-    return parts[0] + "".join(chr(int(part[:3], 8)) + part[3:] for part in parts[1:])
 
 
 def _keep_passed(deadline: List[float]) -> None:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from .errors import RocketError
 from .isolators import CPU_SHARES, OOM_SCORE_ADJ, RESOURCE_CPU, RESOURCE_MEMORY
+from .mountinfo import parse_mountinfo
 from .names import is_ac_name
-from .patterns import LazyPattern
 from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
@@ -53,8 +53,6 @@ CPU_PERIOD_US = 100_000
 CPU_MIN_QUOTA_US = 1_000  # the kernel refuses a quota under 1 ms
 # systemd's conversion of cpu.shares to cpu.weight (cgroup_cpu_shares_to_weight).
 _SHARES_DEFAULT, _WEIGHT_DEFAULT, _WEIGHT_MIN, _WEIGHT_MAX = 1024, 100, 1, 10_000
-
-_ESCAPE_RE = LazyPattern(r"\\([0-7]{3})")
 
 
 class Hierarchy(Record):
@@ -107,31 +105,17 @@ class CgroupStats(Record):
 # --- Detection ---------------------------------------------------------------------------------------
 
 
-def _unescape(field: str) -> str:
-    if "\\" not in field:
-        return field  # the usual case: no need to compile the pattern
-    return _ESCAPE_RE.sub(lambda match: chr(int(match.group(1), 8)), field)
-
-
 def parse_layout(mountinfo: str, filesystems: str) -> CgroupLayout:
     """The layout described by the text of /proc/self/mountinfo and /proc/filesystems."""
     kernel = {line.split()[-1] for line in filesystems.splitlines() if line.strip()}
     v1: dict[frozenset[str], Hierarchy] = {}
     unified: Optional[Hierarchy] = None
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if "-" not in fields[6:]:
-            continue
-        separator = fields.index("-", 6)
-        if len(fields) < separator + 3:
-            continue
-        fstype = fields[separator + 1]
-        root, mount_point = _unescape(fields[3]), Path(_unescape(fields[4]))
-        options = fields[separator + 3].split(",") if len(fields) > separator + 3 else []
-        if fstype == "cgroup2" and (unified is None or (unified.root != "/" and root == "/")):
+    for mount in parse_mountinfo(mountinfo):
+        root, mount_point = mount.root, Path(mount.mount_point)
+        if mount.fstype == "cgroup2" and (unified is None or (unified.root != "/" and root == "/")):
             unified = Hierarchy(2, mount_point, frozenset(), root)
-        elif fstype == "cgroup":
-            bound = frozenset(o for o in options if o in _KNOWN_V1 or o.startswith("name="))
+        elif mount.fstype == "cgroup":
+            bound = frozenset(o for o in mount.super_options if o in _KNOWN_V1 or o.startswith("name="))
             seen = v1.get(bound)
             # The same hierarchy mounted twice: keep the first, unless a later one shows its whole tree.
             if seen is None or (seen.root != "/" and root == "/"):

@@ -38,6 +38,7 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from . import metadata as _metadata
     from . import metadata_http as _metadata_http
     from . import metadata_token as _metadata_token
+    from . import mountinfo as _mountinfo
     from . import names as _names
     from . import openpgp as _openpgp
     from . import paths as _paths
