@@ -163,7 +163,7 @@ def test_a_foreground_run_ends_the_cgroup_warmup_once_init_is_adopted(rocket: Ro
                 sleeping.append(task.name)
         assert sleeping == []
     finally:
-        _, stderr = run.communicate(timeout=30)
+        stderr = run.communicate(timeout=30)[1]
     assert run.returncode == 0, stderr
 
 

@@ -415,7 +415,11 @@ def test_is_semver_agrees_with_the_go_references_pattern() -> None:
     chance = random.Random(7)
     texts = ["0.8.11", "1.2.3-rc.1+build.5", "1.2.3+b", "1.2.3-", "1.2.3-a..b", "01.2.3", "1.2", "1.2.3.4"]
     texts += ["".join(chars) for n in range(6) for chars in itertools.product("1.-+a", repeat=n)]
-    texts += ["1.2.3" + "".join(chance.choice(alphabet) for _ in range(chance.randint(0, 12))) for _ in range(20000)]
-    texts += ["".join(chance.choice(alphabet) for _ in range(chance.randint(1, 14))) for _ in range(20000)]
+
+    def random_text(shortest: int, longest: int) -> str:
+        return "".join(chance.choice(alphabet) for _index in range(chance.randint(shortest, longest)))
+
+    texts += ["1.2.3" + random_text(0, 12) for _sample in range(20000)]
+    texts += [random_text(1, 14) for _sample in range(20000)]
     for text in texts:
         assert is_semver(text) == bool(pattern.fullmatch(text)), repr(text)

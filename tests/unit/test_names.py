@@ -242,7 +242,9 @@ def strings(alphabet: str, *, exhaustive_up_to: int, samples: int, longest: int)
     """Every string of `alphabet` up to a length, then random longer ones (seeded)."""
     found = ["".join(chars) for n in range(exhaustive_up_to + 1) for chars in itertools.product(alphabet, repeat=n)]
     chance = random.Random(4)
-    found += ["".join(chance.choice(alphabet) for _ in range(chance.randint(1, longest))) for _ in range(samples)]
+    found += [
+        "".join(chance.choice(alphabet) for _index in range(chance.randint(1, longest))) for _sample in range(samples)
+    ]
     return found
 
 
@@ -256,7 +258,7 @@ def test_the_image_id_check_agrees_with_its_pattern() -> None:
     pattern = re.compile(r"^sha512-[0-9a-f]{128}$")
     chance = random.Random(5)
     candidates = [FULL_ID, FULL_ID[:-1], FULL_ID + "0", FULL_ID.upper(), "sha256-" + FULL_ID[7:], FULL_ID + "\n"]
-    for _ in range(2000):
+    for _sample in range(2000):
         digest = list(FULL_ID[7:])
         digest[chance.randrange(128)] = chance.choice("0aFg-\n ")
         candidates.append("sha512-" + "".join(digest))
