@@ -36,6 +36,9 @@ from .mountinfo import parse_mountinfo
 
 PERIOD = 0.002  # well under a grace period, so the kernel never sees a quiet one in between
 LIFETIME = 2.0  # an upper bound: a detached supervisor on a loaded host may take this long to adopt init
+# How long callers keep it going after the first move: the moves that follow it (the apps' joins after
+# init's, an entered process's after its fork) come within milliseconds; generous.
+AFTER_FIRST_MOVE = 0.1
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing before the engine's imports
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from pathlib import Path
 from .errors import RocketError
 from .isolators import CPU_SHARES, OOM_SCORE_ADJ, RESOURCE_CPU, RESOURCE_MEMORY
 from .mountinfo import parse_mountinfo
-from .names import is_ac_name
+from .names import LOWER_HEX, is_ac_name
 from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
@@ -223,14 +223,11 @@ def set_oom_score_adj(pid: int, value: int, *, proc: Path = PROC) -> None:
 # --- The pod's cgroups -------------------------------------------------------------------------------
 
 
-_HEX = frozenset("0123456789abcdef")
-
-
 def is_canonical_uuid(text: str) -> bool:
     """A pod's UUID as its folder is named (8-4-4-4-12 lower-case hex digits); anything else must never
     become a path in the cgroup trees."""
     groups = text.split("-")
-    return [len(group) for group in groups] == [8, 4, 4, 4, 12] and all(_HEX.issuperset(g) for g in groups)
+    return [len(group) for group in groups] == [8, 4, 4, 4, 12] and all(LOWER_HEX.issuperset(g) for g in groups)
 
 
 class PodCgroup:

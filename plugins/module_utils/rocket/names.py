@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 # The patterns of spec/types.md are checked by hand (is_ac_identifier, is_ac_name): every pod start
 # checks names, and compiling the regular expressions cost more than all its checks (bench/start.py).
 _LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-_LOWER_HEX = frozenset("0123456789abcdef")
+LOWER_HEX = frozenset("0123456789abcdef")
 IMAGE_ID_PREFIX = "sha512-"
 IMAGE_ID_LENGTH = len(IMAGE_ID_PREFIX) + 128
 
@@ -233,7 +233,8 @@ def check_hash(value: object, *, field: str) -> str:
 
 def is_full_image_id(s: str) -> bool:
     """True if `s` is a complete image ID: `sha512-` and 128 lower-case hex digits."""
-    return len(s) == IMAGE_ID_LENGTH and s.startswith(IMAGE_ID_PREFIX) and _LOWER_HEX.issuperset(s[7:])
+    prefix, digest = s[: len(IMAGE_ID_PREFIX)], s[len(IMAGE_ID_PREFIX) :]
+    return len(s) == IMAGE_ID_LENGTH and prefix == IMAGE_ID_PREFIX and LOWER_HEX.issuperset(digest)
 
 
 # --- Image references on the command line ----------------------------------------------------------

@@ -26,7 +26,6 @@ NAMESPACES = (
     ("pid", linux.CLONE_NEWPID),
     ("mnt", linux.CLONE_NEWNS),
 )
-JOIN_WITHIN = 0.1  # seconds: the forked child's first steps are its cgroup moves
 
 
 def app_environment(pid: int) -> Dict[str, str]:
@@ -74,6 +73,6 @@ def enter(target_pid: int, template: Launch, argv: List[str]) -> int:
             os._exit(254)
     for fd, _kind in handles:
         os.close(fd)
-    cgroup_warmup.stop(after=JOIN_WITHIN)  # started by cli/entry.py; the child joins the cgroups right away
+    cgroup_warmup.stop(after=cgroup_warmup.AFTER_FIRST_MOVE)  # started by cli/entry.py; the child joins at once
     _pid, status = os.waitpid(child, 0)
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -38,9 +38,6 @@ PR_SET_DUMPABLE = 4
 METADATA_PORT = 2375
 
 
-APPS_JOIN_WITHIN = 0.1  # seconds after init's cgroup move: generous, init only builds the apps' roots
-
-
 def process_start_time(pid: int) -> int:
     """The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat)."""
     with open(f"/proc/{pid}/stat", "rb") as stream:
@@ -359,7 +356,7 @@ def _supervise(
             pass
     # The apps join their cgroups within milliseconds of init's move: keep the kernel's passed grace
     # period (cgroup_warmup.py, started by `rocket run` or lifecycle.start) a little longer for them.
-    cgroup_warmup.stop(after=APPS_JOIN_WITHIN)
+    cgroup_warmup.stop(after=cgroup_warmup.AFTER_FIRST_MOVE)
     for app in pod.apps:
         if app.stdout != 1:
             os.close(app.stdout)
