@@ -16,7 +16,7 @@ shared, so only the ratios measured side by side in one run mean anything.
 rocket is timed in three forms, the same engine with three start-up paths: this checkout's console
 script (`.venv/bin/rocket`, or --rocket PATH: a virtual environment with an editable install, a path in a .pth),
 `/usr/bin/python3 -m rocket` with PYTHONPATH=plugins/module_utils, and the host launcher, what the
-appc.rocket.engine module installs as /usr/bin/rocket on a managed host (`python3 -I -S` with the engine
+appc.rocket.engine module installs as /usr/bin/rocket on a managed host (a `python3 -IS` script with the engine
 copy first on sys.path).
 
 Then the idle-pod part: --pods detached pods running `/bin/sleep 3600`, started one after the other
@@ -103,9 +103,6 @@ PODMAN_GOAL = 0.5  # rocket at most half of podman
 ROCKET_VENV = "rocket (console script)"
 ROCKET_MODULE = "rocket (python3 -m)"
 ROCKET_HOST = "rocket (host launcher)"
-# What appc.rocket.engine installs as /usr/bin/rocket on a managed host (plugins/modules/engine.py's
-# LAUNCHER): an isolated interpreter without site, with the engine copy first on the path.
-HOST_LAUNCHER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from rocket.cli.entry import main; main()"
 RUNC = "runc run"
 PODMAN = "podman run --network none"
 
@@ -306,11 +303,23 @@ def rocket_forms(rocket: Optional[str], scratch: Path) -> Dict[str, Rocket]:
         [python, "-m", "rocket"], module_env, f"{python} -m rocket with PYTHONPATH={ENGINE_PARENT}"
     )
     forms[ROCKET_HOST] = Rocket(
-        [python, "-I", "-S", "-c", HOST_LAUNCHER, str(ENGINE_PARENT)],
+        [str(host_launcher(python, scratch))],
         base,
-        f"{python} -I -S with {ENGINE_PARENT} first on sys.path, as /usr/bin/rocket on a managed host",
+        f"{python} -IS with {ENGINE_PARENT} first on sys.path, as /usr/bin/rocket on a managed host",
     )
     return forms
+
+
+def host_launcher(python: str, scratch: Path) -> Path:
+    """What appc.rocket.engine installs as /usr/bin/rocket on a managed host, the same text, running this
+    tree's engine instead of a copy: a script for `python -IS` with the engine first on sys.path."""
+    sys.path.insert(0, str(ENGINE_PARENT))
+    from rocket.engine_copy import launcher_script
+
+    launcher = scratch / "rocket"
+    launcher.write_text(launcher_script(python, str(ENGINE_PARENT)))
+    launcher.chmod(0o755)
+    return launcher
 
 
 def engine_digest() -> str:

@@ -10,7 +10,8 @@ short_description: Install the rocket engine this collection ships, and the rock
 description:
   - Copies the engine shipped with this collection to O(engine_dir)C(/<digest>/), content-addressed (a
     version is installed once, beside the others, complete or not at all), and writes O(launcher), a
-    small script that runs the C(rocket) command line from that copy with O(python).
+    small Python script that runs the C(rocket) command line from that copy with O(python) in isolated
+    mode without C(site) (C(-IS)), so that only the copy and the standard library are importable.
   - Running pods keep the engine copy they started from; the pod modules install the same copy themselves
     before they start a pod, so this module is for the command line and the boot service.
 version_added: 0.1.0
@@ -37,7 +38,9 @@ options:
     type: path
     default: /usr/bin/rocket
   python:
-    description: The interpreter the command runs with.
+    description:
+      - The interpreter the command runs with, named on the script's C(#!) line.
+      - An absolute path without spaces.
     type: path
     default: /usr/bin/python3
 """
@@ -68,14 +71,10 @@ from ansible_collections.appc.rocket.plugins.module_utils.rocket.engine_copy imp
     engine_digest,
     engine_files,
     install_engine,
+    launcher_script,
 )
 from ansible_collections.appc.rocket.plugins.module_utils.rocket.errors import RocketError
 from ansible_collections.appc.rocket.plugins.module_utils.rocket_module import fail
-
-LAUNCHER = """#!/bin/sh
-# The rocket command line, run from the engine copy that appc.rocket.engine installed.
-exec {python} -I -S -c 'import sys; sys.path.insert(0, "{root}"); from rocket.cli.entry import main; main()' "$@"
-"""
 
 
 def main() -> None:
@@ -92,13 +91,13 @@ def main() -> None:
         digest = engine_digest(engine_files())
         root = str(Path(params["engine_dir"]) / digest[:32])
         copy_missing = not (Path(root) / "rocket" / "__init__.py").exists()
+        wanted = launcher_script(params["python"], root)
         if copy_missing and not module.check_mode:
             root, _new = install_engine(Path(params["engine_dir"]))
     except (RocketError, OSError) as exc:
         if isinstance(exc, RocketError):
             fail(module, exc)
         module.fail_json(msg=f"cannot install the engine under {params['engine_dir']}: {exc}")
-    wanted = LAUNCHER.format(python=params["python"], root=root)
     launcher = Path(params["launcher"])
     current = launcher.read_text() if launcher.is_file() else ""
     launcher_changed = current != wanted
