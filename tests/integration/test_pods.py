@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,11 @@ def test_exit_codes_reach_run_and_status(rocket: Rocket, tmp_path: Path, code: i
     status = rocket.status(uuid_file.read_text().strip())
     assert status["state"] == "exited" and status["exit_code"] == code
     assert status["apps"]["busybox"]["exit_code"] == code
+    text = dict(line.split("=", 1) for line in rocket("status", status["uuid"]).stdout.splitlines())
+    assert text["state"] == "exited" and text["exit_code"] == text["app-busybox"] == str(code)
+    # rkt's text form: local times to the millisecond with the zone, not seconds since the epoch
+    for key in ("created", "started", "finished"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d{4} \S+", text[key]), text
 
 
 def test_failing_app_stops_the_others(rocket: Rocket) -> None:

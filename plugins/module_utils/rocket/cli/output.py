@@ -42,6 +42,13 @@ def human_time(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
+def precise_time(timestamp: float) -> str:
+    """A moment as rkt's `status` shows one: local time to the millisecond, with the zone's offset and name."""
+    moment = time.localtime(timestamp)
+    millis = int(timestamp % 1 * 1000)
+    return time.strftime(f"%Y-%m-%d %H:%M:%S.{millis:03d} %z %Z", moment)
+
+
 def add_format_flag(parser: Any) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 

@@ -9,7 +9,10 @@ from ..errors import PodStateError
 from ..lifecycle import status
 from ..pod import Pod
 from .context import Context
-from .output import add_format_flag, print_json, say
+from .output import add_format_flag, precise_time, print_json, say
+
+# Shown as local times in the text form, as rkt does; --format=json keeps the seconds since the epoch.
+TIMES = ("created", "started", "finished")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     for key in ("uuid", "state", "created", "started", "finished", "pid", "exit_code", "network_check"):
         if result.get(key) is not None:
-            say(f"{key}={result[key]}")
+            say(f"{key}={precise_time(result[key]) if key in TIMES else result[key]}")
     if result["networks"]:
         shown = ",".join(f"{n['name']}:{n['ifname']}:{n['address']}" for n in result["networks"])
         say(f"networks={shown}")
