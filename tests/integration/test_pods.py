@@ -7,6 +7,7 @@ kernel's. Images are built from Debian's busybox-static.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import pytest
 
@@ -185,6 +186,132 @@ def test_killed_supervisor_leaves_nothing_after_gc(rocket: Rocket) -> None:
     assert not list((rocket.data / "pods").glob(f"*/{uuid}"))
     assert str(rocket.data) not in Path("/proc/self/mountinfo").read_text()
     assert not list(Path("/sys/fs/cgroup").glob(f"*/rocket/{uuid}"))
+
+
+# -- signals: the terminal, a closed output, what the apps inherit ----------------------------------
+
+# An app that ends with 6 on TERM and tells which signal reached it.
+SIGNAL_NAME = operator.attrgetter("name")
+TRAPS = "trap 'echo GOT-INT' INT; trap 'echo GOT-TERM; exit 6' TERM; echo READY; while :; do sleep 0.1; done"
+
+
+def foreground(rocket: Rocket, *args: str, ignore: Optional[signal.Signals] = None) -> subprocess.Popen:
+    """`rocket run` in the foreground, its output on a pipe, once the app said READY (its pod's UUID in
+    rocket.data/uuid)."""
+    run = subprocess.Popen(
+        rocket.command("run", "--uuid-file-save", str(rocket.data / "uuid"), *args),
+        env=rocket.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        preexec_fn=(lambda: signal.signal(ignore, signal.SIG_IGN)) if ignore is not None else None,
+    )
+    assert run.stdout is not None
+    assert run.stdout.readline() == b"READY\n"
+    return run
+
+
+def recorded_end(rocket: Rocket) -> Dict[str, Any]:
+    """The status of the pod `foreground` started, which must have recorded its own end."""
+    uuid = (rocket.data / "uuid").read_text().strip()
+    status = rocket.status(uuid)
+    assert status["state"] == "exited" and status["finished"] is not None and "note" not in status, status
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/rocket/{uuid}"))
+    return status
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP], ids=SIGNAL_NAME)
+def test_stop_signals_end_the_pod_in_order(rocket: Rocket, signum: signal.Signals) -> None:
+    """`rocket stop`, ^C, ^\\ or a hung-up terminal: the apps get TERM and the pod's end is recorded
+    (a hang-up used to kill the supervisor and leave the pod's cgroups behind)."""
+    run = foreground(rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", TRAPS)
+    run.send_signal(signum)
+    assert run.wait(timeout=20) == 6
+    assert run.stdout is not None and b"GOT-TERM" in run.stdout.read()
+    assert recorded_end(rocket)["exit_code"] == 6
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT], ids=SIGNAL_NAME)
+def test_a_signal_ignored_on_entry_stays_ignored(rocket: Rocket, signum: signal.Signals) -> None:
+    """Under nohup (or as a shell's background job) the pod outlives the hang-up (or ^C)."""
+    run = foreground(rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", TRAPS, ignore=signum)
+    run.send_signal(signum)
+    with pytest.raises(subprocess.TimeoutExpired):
+        run.wait(timeout=1)
+    run.terminate()
+    assert run.wait(timeout=20) == 6
+
+
+def test_a_closed_output_ends_the_pod_in_order(rocket: Rocket) -> None:
+    """`rocket run … | head -1`: once the reader is gone the pod stops as a pipeline's writer would,
+    and its log still gets what the app wrote (it used to end the supervisor with nothing recorded)."""
+    script = "trap 'echo GOT-TERM; exit 5' TERM; echo READY; while :; do echo more; done"
+    run = foreground(rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", script)
+    assert run.stdout is not None
+    run.stdout.close()
+    assert run.wait(timeout=20) == 5
+    status = recorded_end(rocket)
+    assert status["exit_code"] == 5
+    log = rocket("logs", status["uuid"]).stdout
+    assert log.startswith("READY\nmore\n") and log.endswith("GOT-TERM\n")
+
+
+def test_apps_start_with_every_signal_at_its_default(rocket: Rocket) -> None:
+    """Ignored signals survive exec: Python's SIGPIPE and SIGXFSZ, the caller's SIGHUP (nohup) must not
+    reach the app, nor a blocked mask."""
+    result = subprocess.run(
+        rocket.command("run", "example.com/busybox", "--exec", "/bin/cat", "--", "/proc/self/status"),
+        env=rocket.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    fields = dict(line.split(":\t", 1) for line in result.stdout.splitlines() if ":\t" in line)
+    assert int(fields["SigIgn"], 16) == 0 and int(fields["SigBlk"], 16) == 0, fields
+
+
+def at_a_terminal(rocket: Rocket, *args: str) -> Tuple[bytes, int]:
+    """Run `rocket run` on a new terminal, press ^C once the app is READY; its output and exit code."""
+    import pty
+
+    command = rocket.command("run", *args)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(command[0], command, rocket.env)
+    output = b""
+    deadline = time.monotonic() + 30
+    while b"READY" not in output and time.monotonic() < deadline:
+        output += os.read(fd, 1024)
+    os.write(fd, b"\x03")
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # EIO: the terminal's last process is gone
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return output, os.waitstatus_to_exitcode(status)
+
+
+def test_ctrl_c_at_a_terminal_stops_the_pod_through_its_supervisor(rocket: Rocket) -> None:
+    """The apps have a session of their own: ^C reaches rocket alone, and the apps get TERM, not INT."""
+    output, code = at_a_terminal(rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", TRAPS)
+    assert b"GOT-TERM" in output and b"GOT-INT" not in output, output
+    assert code == 6
+
+
+def test_ctrl_c_at_an_interactive_app_is_the_apps(rocket: Rocket) -> None:
+    """With --interactive the app has the terminal: ^C interrupts what it runs, and the pod goes on."""
+    script = "trap 'echo GOT-INT' INT; echo READY; sleep 5; echo STILL-HERE; exit 4"
+    output, code = at_a_terminal(
+        rocket, "--interactive", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", script
+    )
+    assert b"GOT-INT" in output and b"STILL-HERE" in output, output
+    assert code == 4
 
 
 # -- environment, identity, files -------------------------------------------------------------------

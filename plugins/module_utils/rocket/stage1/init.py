@@ -224,7 +224,8 @@ def pod_init_main(pod: PodRun) -> int:
         build_root(app.root)
     init = PodInit(pod)
     signal.signal(signal.SIGTERM, init.terminate)
-    signal.signal(signal.SIGINT, init.terminate)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # ignored with --interactive: ^C is the app's
+        signal.signal(signal.SIGINT, init.terminate)
     backoff = BACKOFF_START
     while True:
         started = time.monotonic()

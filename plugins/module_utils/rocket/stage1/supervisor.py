@@ -3,8 +3,9 @@
 It holds the pod's lock for the pod's whole life (so `status` knows a pod whose supervisor died has
 exited), records its pid with its start time, creates the pod's cgroups, enters new mount, UTS, IPC,
 network and PID namespaces, starts the metadata service on a socket inside the pod's network namespace,
-forks the pod's init (PID 1 of the pod), relays each app's output into size-capped log files, forwards
-SIGTERM to init, and records the pod's exit. Its own exit code is the pod's.
+forks the pod's init (PID 1 of the pod), relays each app's output into size-capped log files, turns
+TERM, INT, QUIT and HUP (and a reader that left) into one TERM to init (docs/pods.md, "Signals"), and
+records the pod's exit. Its own exit code is the pod's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
     from ..metadata import MetadataService
 
 LOG_CAP = 8 << 20
+# What stops a pod through its supervisor: `rocket stop` (TERM), and at a terminal ^C (INT), ^\ (QUIT)
+# and a hang-up (HUP). Each becomes a TERM to the pod's init, which stops the apps in order.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+TERMINAL_KEYS = (signal.SIGINT, signal.SIGQUIT)
 PR_SET_DUMPABLE = 4
 METADATA_PORT = 2375
 
@@ -59,6 +64,7 @@ class LogRelay:
 
         self.files = files
         self.echo = echo
+        self.unseen = False  # echoing failed: nobody reads this process's output any more
         self.selector = selectors.DefaultSelector()
         self.logs: Dict[int, tuple] = {}
         for app, fd in pipes.items():
@@ -100,8 +106,12 @@ class LogRelay:
         stream.write(data)
         stream.flush()
         if self.echo:
-            sys.stdout.buffer.write(data)
-            sys.stdout.flush()
+            try:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            except OSError:  # EPIPE: the reader left; EIO: the terminal hung up
+                self.echo = False
+                self.unseen = True
         if stream.tell() > LOG_CAP:
             stream.close()
             os.replace(path, str(path) + ".1")
@@ -297,8 +307,15 @@ def _supervise(
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     requested: List[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, _frame: requested.append(signum))
-    signal.signal(signal.SIGINT, lambda signum, _frame: requested.append(signum))
+    for signum in STOP_SIGNALS:
+        if interactive and signum in TERMINAL_KEYS:
+            # The app has the terminal and shares its foreground group: ^C and ^\ are the app's
+            # (init ignores them too, inheriting this); the pod ends when the app does.
+            signal.signal(signum, signal.SIG_IGN)
+        elif signum == signal.SIGTERM or signal.getsignal(signum) is not signal.SIG_IGN:
+            # A signal ignored on entry stays ignored (nohup, a shell's background job); SIGTERM,
+            # `rocket stop`'s, always stops the pod.
+            signal.signal(signum, lambda signum, _frame: requested.append(signum))
     signal.signal(signal.SIGCHLD, lambda *_args: None)
 
     if isolation.pid_namespace:
@@ -307,6 +324,11 @@ def _supervise(
     init_pid = os.fork()
     if init_pid == 0:
         try:
+            if not interactive:
+                # A session of the pod's own: the terminal's ^C, ^\, ^Z and hang-up reach this
+                # supervisor alone, which stops the apps in order (TERM, grace period, KILL) instead
+                # of each app dying of the key's signal at once.
+                os.setsid()
             os.close(lock_fd)  # only the supervisor may hold the pod's lock
             linux.set_pdeathsig(signal.SIGKILL)
             # PID 1 of the pod is a fork of rocket: its memory holds the operator's environment and the
@@ -370,20 +392,32 @@ def _supervise(
     relay.watch(wake_read)
     forwarded = 0
     status: Optional[int] = None
-    while status is None:
-        for fd in relay.pump(1.0):
-            if fd == wake_read:
-                try:
-                    os.read(wake_read, 512)
-                except BlockingIOError:
-                    pass
-        while len(requested) > forwarded:
-            os.kill(init_pid, signal.SIGTERM)
-            forwarded += 1
-        done, raw = os.waitpid(init_pid, os.WNOHANG)
-        if done == init_pid:
-            status = raw
-    relay.drain()
+    try:
+        while status is None:
+            for fd in relay.pump(1.0):
+                if fd == wake_read:
+                    try:
+                        os.read(wake_read, 512)
+                    except BlockingIOError:
+                        pass
+            if relay.unseen and signal.SIGPIPE not in requested:
+                # Whoever read `rocket run`'s output is gone (`| head`, a closed pager): end the pod
+                # as a pipeline's writer ends, in order; its logs still get everything.
+                requested.append(signal.SIGPIPE)
+            while len(requested) > forwarded:
+                os.kill(init_pid, signal.SIGTERM)
+                forwarded += 1
+            done, raw = os.waitpid(init_pid, os.WNOHANG)
+            if done == init_pid:
+                status = raw
+        relay.drain()
+    except BaseException:
+        # A bug in this loop must not leave the pod running without its supervisor: gone with init,
+        # the apps leave their cgroups empty for the caller to remove.
+        if status is None:
+            os.kill(init_pid, signal.SIGKILL)
+            os.waitpid(init_pid, 0)
+        raise
     # A pod that ended before its metadata service finished loading does not wait for it: the process
     # ends right after this (os._exit), and the background thread with it.
     for service in services:
