@@ -82,7 +82,8 @@ def _report(exc: RocketError, *, debug: bool) -> None:
     cause = exc.__cause__
     while cause is not None and cause.__cause__ is not None:
         cause = cause.__cause__
-    if cause is not None and not debug:
+    # The root cause, unless the message already says it (errors that wrap one often quote it).
+    if cause is not None and not debug and str(cause) not in exc.message:
         sys.stderr.write(f"rocket: cause: {cause}\n")
     if debug:
         import traceback
