@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple
@@ -186,6 +187,51 @@ def test_killed_supervisor_leaves_nothing_after_gc(rocket: Rocket) -> None:
     assert not list((rocket.data / "pods").glob(f"*/{uuid}"))
     assert str(rocket.data) not in Path("/proc/self/mountinfo").read_text()
     assert not list(Path("/sys/fs/cgroup").glob(f"*/rocket/{uuid}"))
+
+
+NOBODY = 65534
+
+
+def as_nobody(rocket: Rocket, *args: str) -> subprocess.CompletedProcess:
+    def drop() -> None:
+        os.setgroups([])
+        os.setresgid(NOBODY, NOBODY, NOBODY)
+        os.setresuid(NOBODY, NOBODY, NOBODY)
+
+    result = subprocess.run(
+        rocket.command(*args), env=rocket.env, capture_output=True, text=True, preexec_fn=drop, check=False
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_an_unprivileged_user_is_refused_clearly_before_anything_is_made(tmp_path: Path) -> None:
+    home = Path(tempfile.mkdtemp(prefix="rocket-nobody-", dir="/tmp"))  # tmp_path's parents are root's
+    try:
+        os.chown(home, NOBODY, NOBODY)
+        aci = home / "busybox.aci"
+        shutil.copy(busybox_image(tmp_path), aci)
+        os.chmod(aci, 0o644)
+        own = Rocket(home / "data")
+        assert as_nobody(own, "fetch", str(aci)).returncode == 0  # images need no root
+        refused = as_nobody(own, "run", "example.com/busybox", "--exec", "/bin/true")
+        assert refused.returncode == 254 and "needs root" in refused.stderr, refused.stderr
+        assert not [path for path in (home / "data" / "pods").glob("*/*")]
+        prepared = as_nobody(own, "prepare", "example.com/busybox", "--exec", "/bin/true")
+        uuid = prepared.stdout.strip()
+        refused = as_nobody(own, "run-prepared", uuid)
+        assert refused.returncode == 254 and "needs root" in refused.stderr, refused.stderr
+        assert [path.name for path in (home / "data" / "pods").glob("*/*")] == [uuid]
+        assert (home / "data" / "pods" / "prepared" / uuid).is_dir()  # still prepared, for root to run
+        # root's store: the path and the reason, not a traceback
+        roots = Rocket(tmp_path / "root-data")
+        roots("list")
+        os.chmod(tmp_path, 0o755)
+        listed = as_nobody(roots, "list")
+        assert listed.returncode == 254
+        assert "Permission denied" in listed.stderr and str(roots.data) in listed.stderr, listed.stderr
+    finally:
+        shutil.rmtree(home)
 
 
 # -- signals: the terminal, a closed output, what the apps inherit ----------------------------------

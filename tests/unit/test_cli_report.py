@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
-from rocket.cli.main import _report
+from rocket.cli.main import _report, system_error
 from rocket.errors import UsageError
 
 
@@ -34,3 +36,15 @@ def test_a_cause_the_message_already_quotes_is_not_repeated(capsys: pytest.Captu
         f"rocket: the flags make an invalid pod: {detail}",
         "rocket: hint: check the flags",
     ]
+
+
+def test_a_system_error_names_the_paths_and_the_reason() -> None:
+    error = system_error(OSError(errno.EXDEV, "Invalid cross-device link", "/a/x", None, "/b/x"))
+    assert error.message == "/a/x: /b/x: Invalid cross-device link" and error.hint == ""
+    assert system_error(OSError(errno.EIO, "Input/output error")).message == "[Errno 5] Input/output error"
+
+
+def test_a_full_disk_gets_a_hint() -> None:
+    error = system_error(OSError(errno.ENOSPC, "No space left on device", "/var/lib/rocket/cas/x"))
+    assert error.message == "/var/lib/rocket/cas/x: No space left on device"
+    assert "rocket gc" in error.hint

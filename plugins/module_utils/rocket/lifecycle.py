@@ -246,12 +246,19 @@ def supervisor_command(
     return command
 
 
+def require_root(doing: str) -> None:
+    """Refuse before anything is made: a pod's namespaces, mounts and cgroups need root (as rkt's do)."""
+    if os.geteuid() != 0:
+        raise UsageError(f"{doing} needs root", hint="run rocket as root, e.g. with sudo")
+
+
 def start(pod: Pod, *, detach: bool, engine: Optional[str] = None) -> int:
     """prepared -> run, and start the supervisor; returns the exit code (foreground) or 0 once running.
 
     `engine` is the folder holding the `rocket` package a detached supervisor runs from (default:
     this process's own); the modules give an installed engine copy (engine_copy.py).
     """
+    require_root("running a pod")
     if pod.state != PREPARED:
         raise PodStateError(f"pod {pod.uuid} is {pod.display_state()}, not prepared", hint="prepare a new pod")
     pod.lock()
@@ -547,6 +554,7 @@ def enter(pod: Pod, *, app: Optional[str], argv: List[str]) -> int:
     from .stage1.enter import enter as enter_app
     from .stage1.plan import build_plan
 
+    require_root("entering a pod")
     if not pod.is_running():
         raise PodStateError(f"pod {pod.uuid} is not running", hint="start it, or see 'rocket list'", pod=pod.uuid)
     apps = sorted((pod.runtime().get("apps") or {}).keys())

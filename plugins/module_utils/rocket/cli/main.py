@@ -91,6 +91,20 @@ def _report(exc: RocketError, *, debug: bool) -> None:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
+def system_error(exc: OSError) -> RocketError:
+    """An OSError the engine did not turn into a RocketError, told as one: the path and the reason."""
+    import errno
+
+    where = ": ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    message = f"{where}: {exc.strerror}" if where and exc.strerror else str(exc)
+    hint = ""
+    if exc.errno in (errno.EACCES, errno.EPERM) and os.geteuid() != 0:
+        hint = "rocket's store and pods are root's: run it as root (or give --dir a folder this user owns)"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space (rocket gc, rocket image gc) and try again"
+    return RocketError(message, hint=hint)
+
+
 def run(argv: Optional[List[str]] = None) -> int:
     """Run one command and return its exit code (no sys.exit: tests call this)."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -112,6 +126,15 @@ def run(argv: Optional[List[str]] = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # The system refused what the engine did not expect to be refused (a permission, a full disk):
+        # what and where, without a traceback (--debug adds it).
+        _report(system_error(exc), debug=False)
+        if debug:
+            import traceback
+
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        return EXIT_ENGINE_ERROR
     finally:
         if ctx is not None:
             ctx.close()
