@@ -695,6 +695,35 @@ def test_detached_pods_under_systemd_take_the_lock_over(
     assert rocket("logs", uuid).stdout.strip() == "to-the-journal"
 
 
+def test_a_unit_whose_journal_goes_away_keeps_its_pod(
+    rocket: Rocket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journald restart breaks a unit's output stream: the echo ends, the pod and its log go on
+    (only `rocket run` in the foreground stops its pod when nobody reads it any more)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # The "journal" reads a few bytes and leaves, as a restarting journald drops the stream.
+    (fake / "systemd-run").write_text(
+        FAKE_SYSTEMD_RUN.replace(
+            '>> "$(dirname "$0")/journal" 2>&1 &', '2>&1 | head -c 20 > "$(dirname "$0")/journal" &'
+        )
+    )
+    (fake / "systemd-run").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    monkeypatch.setenv("ROCKET_SUPERVISOR", "systemd")
+    uuid = detach(
+        rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", "while :; do echo tick; sleep 0.05; done"
+    )
+    deadline = time.monotonic() + 10
+    while rocket("logs", uuid).stdout.count("tick") < 40 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rocket("logs", uuid).stdout.count("tick") >= 40  # long after the journal left
+    assert len((fake / "journal").read_bytes()) == 20
+    assert rocket.status(uuid)["state"] == "running"
+    rocket("stop", uuid)
+    assert rocket.status(uuid)["exit_code"] == 143
+
+
 def test_images_of_existing_pods_are_kept(tmp_path: Path) -> None:
     own = Rocket(tmp_path / "data")
     own("fetch", str(busybox_image(tmp_path)))

@@ -28,8 +28,11 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"rocket: warning: {message}\n")
 
 
-def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], foreground: bool) -> int:
-    """Set up and supervise the pod in `pod_path` (already in run/ and locked through `lock_fd`)."""
+def run_supervisor(
+    pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], foreground: bool, journal: bool = False
+) -> int:
+    """Set up and supervise the pod in `pod_path` (already in run/ and locked through `lock_fd`);
+    `foreground` and `journal` say where the apps' output goes besides the logs (supervisor.supervise)."""
     from ..cgroups import PodCgroup, delegated_parent, detect
     from ..fileio import atomic_write
     from ..metadata_token import metadata_url, new_token
@@ -106,6 +109,7 @@ def run_supervisor(pod_path: Path, *, lock_fd: int, ready_fd: Optional[int], for
             private_network=plan.private_network,
             lock_fd=lock_fd,
             foreground=foreground,
+            journal=journal,
             metadata=start_metadata_service if with_metadata else None,
             metadata_listener=listener,
             network=PodNetwork(files, uuid, data_dir, plan.runtime),
@@ -153,9 +157,11 @@ def main(argv: List[str]) -> None:
     lock_fd = take_lock(pod_path) if "--take-lock" in argv else int(argv[argv.index("--lock-fd") + 1])
     ready_fd = int(argv[argv.index("--ready-fd") + 1]) if "--ready-fd" in argv else None
     # Under systemd (INVOCATION_ID is set for units) the apps' output goes to the journal too.
-    echo = "--foreground" in argv or bool(os.environ.get("INVOCATION_ID"))
+    journal = bool(os.environ.get("INVOCATION_ID"))
     try:
-        code = run_supervisor(pod_path, lock_fd=lock_fd, ready_fd=ready_fd, foreground=echo)
+        code = run_supervisor(
+            pod_path, lock_fd=lock_fd, ready_fd=ready_fd, foreground="--foreground" in argv, journal=journal
+        )
     except RocketError as exc:
         sys.stderr.write(f"rocket: {exc}\n")
         code = 254

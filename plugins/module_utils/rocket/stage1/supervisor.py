@@ -223,8 +223,12 @@ def supervise(
     metadata_listener: Optional[_socket.socket] = None,
     network: Optional[PodNetwork] = None,
     adopt_init: Optional[Callable[[int], None]] = None,
+    journal: bool = False,
 ) -> int:
     """Run the pod to its end under the isolation `flavor` (stage1/flavor.py); returns the exit code.
+
+    The apps' output is echoed on stdout `foreground` (`rocket run`: the pod stops once nobody reads
+    it) or to the `journal` (a systemd unit: a journald restart only ends the echo).
 
     The PID namespace is unshared last and apart: a mount namespace cannot be unshared once threads
     run, and a process whose children go to another PID namespace cannot start threads, so the
@@ -243,6 +247,7 @@ def supervise(
             private_network=private_network,
             lock_fd=lock_fd,
             foreground=foreground,
+            journal=journal,
             metadata=metadata,
             ready_fd=ready_fd,
             sysctls=sysctls,
@@ -268,6 +273,7 @@ def _supervise(
     private_network: bool,
     lock_fd: int,
     foreground: bool,
+    journal: bool,
     metadata: Optional[Callable[[], Any]],
     ready_fd: Optional[int],
     sysctls: Optional[Dict[str, str]],
@@ -388,7 +394,7 @@ def _supervise(
         os.write(ready_fd, b"running\n")
         os.close(ready_fd)
 
-    relay = LogRelay(files, pipes, echo=foreground)
+    relay = LogRelay(files, pipes, echo=foreground or journal)
     relay.watch(wake_read)
     forwarded = 0
     status: Optional[int] = None
@@ -400,7 +406,7 @@ def _supervise(
                         os.read(wake_read, 512)
                     except BlockingIOError:
                         pass
-            if relay.unseen and signal.SIGPIPE not in requested:
+            if relay.unseen and foreground and signal.SIGPIPE not in requested:
                 # Whoever read `rocket run`'s output is gone (`| head`, a closed pager): end the pod
                 # as a pipeline's writer ends, in order; its logs still get everything.
                 requested.append(signal.SIGPIPE)
