@@ -216,7 +216,7 @@ def test_an_unprivileged_user_is_refused_clearly_before_anything_is_made(tmp_pat
         assert as_nobody(own, "fetch", str(aci)).returncode == 0  # images need no root
         refused = as_nobody(own, "run", "example.com/busybox", "--exec", "/bin/true")
         assert refused.returncode == 254 and "needs root" in refused.stderr, refused.stderr
-        assert not [path for path in (home / "data" / "pods").glob("*/*")]
+        assert not list((home / "data" / "pods").glob("*/*"))
         prepared = as_nobody(own, "prepare", "example.com/busybox", "--exec", "/bin/true")
         uuid = prepared.stdout.strip()
         refused = as_nobody(own, "run-prepared", uuid)
