@@ -507,6 +507,17 @@ def test_host_processes_are_invisible(rocket: Rocket) -> None:
     assert len(pids) <= 4 and "1" in pids
 
 
+def test_the_pods_init_shows_a_name_not_rockets_command_line(rocket: Rocket) -> None:
+    """Anyone in the pod reads /proc/1/cmdline: PID 1, a fork of `rocket run`, showed its whole command
+    line there, every app's --set-env values and the host's folders with it."""
+    script = "tr '\\0' '|' < /proc/1/cmdline; echo; cat /proc/1/comm"
+    out = rocket(
+        "run", "example.com/busybox", "--set-env=TOKEN=s3cret-value", "--exec", "/bin/sh", "--", "-c", script
+    ).stdout
+    assert out.splitlines() == ["rocket-init|", "rocket-init"], out
+    assert "s3cret" not in out and str(rocket.data) not in out
+
+
 # -- enter and metadata ------------------------------------------------------------------------------
 
 

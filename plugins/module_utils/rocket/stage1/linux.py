@@ -60,6 +60,7 @@ UMOUNT_NOFOLLOW = 0x8
 PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2
 PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
 PR_SET_SECCOMP = 22
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -236,6 +237,24 @@ def set_pdeathsig(sig: int) -> None:
 def set_child_subreaper() -> None:
     """Adopt orphaned descendants, as an init does, so they can be reaped here."""
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_command_line(name: bytes) -> None:
+    """Make /proc/self/cmdline (what `ps` shows) and the thread's name `name` instead of the arguments
+    this process was started with: as setproctitle(3) does, by overwriting the arguments where the
+    kernel keeps them (Python has its own copies). PR_SET_MM would need CAP_SYS_RESOURCE."""
+    with open("/proc/self/stat", "rb") as stream:
+        fields = stream.read().rsplit(b")", 1)[1].split()
+    arg_start, arg_end = int(fields[45]), int(fields[46])  # proc(5)'s fields 48 and 49
+    size = arg_end - arg_start
+    if size < 2:
+        return
+    shown = name[: size - 2]
+    # A NUL after the name and a last byte that is not: the kernel then reads up to the first NUL
+    # (setproctitle's rule) instead of the whole area, so no trail of empty arguments shows.
+    ctypes.memmove(arg_start, shown + b"\0" + b" " * (size - len(shown) - 1), size)
+    short = ctypes.create_string_buffer(name[:15])  # the kernel copies it (16 bytes with the NUL)
+    prctl(PR_SET_NAME, ctypes.addressof(short))
 
 
 # --- File descriptors ------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..metadata import MetadataService
 
 LOG_CAP = 8 << 20
+INIT_NAME = b"rocket-init"  # what the apps see as PID 1's command line
 # What stops a pod through its supervisor: `rocket stop` (TERM), and at a terminal ^C (INT), ^\ (QUIT)
 # and a hang-up (HUP). Each becomes a TERM to the pod's init, which stops the apps in order.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
@@ -338,8 +339,11 @@ def _supervise(
             os.close(lock_fd)  # only the supervisor may hold the pod's lock
             linux.set_pdeathsig(signal.SIGKILL)
             # PID 1 of the pod is a fork of rocket: its memory holds the operator's environment and the
-            # host's paths. Non-dumpable, its /proc files need CAP_SYS_PTRACE, which no app has.
+            # host's paths. Non-dumpable, its /proc files need CAP_SYS_PTRACE, which no app has; but
+            # anyone reads /proc/1/cmdline, which showed rocket's whole command line (every app's
+            # --set-env values, the host's folders): the pod sees a name instead.
             linux.prctl(PR_SET_DUMPABLE, 0)
+            linux.set_command_line(INIT_NAME)
             signal.set_wakeup_fd(-1)
             for fd in (wake_read, wake_write, *pipes.values()):
                 os.close(fd)
