@@ -317,8 +317,9 @@ def test_apps_start_with_every_signal_at_its_default(rocket: Rocket) -> None:
     assert int(fields["SigIgn"], 16) == 0 and int(fields["SigBlk"], 16) == 0, fields
 
 
-def at_a_terminal(rocket: Rocket, *args: str) -> Tuple[bytes, int]:
-    """Run `rocket run` on a new terminal, press ^C once the app is READY; its output and exit code."""
+def at_a_terminal(rocket: Rocket, *args: str, until: bytes = b"READY", keys: bytes = b"\x03") -> Tuple[bytes, int]:
+    """Run `rocket run` on a new terminal and type `keys` (^C) once the app printed `until`; the
+    terminal's whole output and rocket's exit code."""
     import pty
 
     command = rocket.command("run", *args)
@@ -327,9 +328,9 @@ def at_a_terminal(rocket: Rocket, *args: str) -> Tuple[bytes, int]:
         os.execvpe(command[0], command, rocket.env)
     output = b""
     deadline = time.monotonic() + 30
-    while b"READY" not in output and time.monotonic() < deadline:
+    while until not in output and time.monotonic() < deadline:
         output += os.read(fd, 1024)
-    os.write(fd, b"\x03")
+    os.write(fd, keys)
     while True:
         try:
             chunk = os.read(fd, 1024)
@@ -610,27 +611,21 @@ def test_export_an_app_with_its_changes(rocket: Rocket, tmp_path: Path) -> None:
 
 
 def test_interactive_app_gets_the_terminal(rocket: Rocket) -> None:
-    import pty
-
-    command = rocket.command(
-        "run", "--interactive", "example.com/busybox", "--exec", "/bin/sh", "--", "-c",
-        "[ -t 0 ] && [ -t 1 ] && echo TTY-OK; read x; exit $x",
-    )  # fmt: skip
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvpe(command[0], command, rocket.env)
-    output = b""
-    deadline = time.monotonic() + 30
-    while b"TTY-OK" not in output and time.monotonic() < deadline:
-        try:
-            output += os.read(fd, 1024)
-        except OSError:
-            break
-    os.write(fd, b"5\n")
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
+    script = "[ -t 0 ] && [ -t 1 ] && echo TTY-OK; read x; exit $x"
+    output, code = at_a_terminal(
+        rocket,
+        "--interactive",
+        "example.com/busybox",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        script,
+        until=b"TTY-OK",
+        keys=b"5\n",
+    )
     assert b"TTY-OK" in output
-    assert os.waitstatus_to_exitcode(status) == 5
+    assert code == 5
 
 
 def test_volume_target_through_an_image_symlink_stays_in_the_root(rocket: Rocket, tmp_path: Path) -> None:
