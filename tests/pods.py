@@ -17,7 +17,7 @@ ENGINE = Path(__file__).resolve().parents[1] / "plugins" / "module_utils"
 BUSYBOX = Path("/bin/busybox")
 APPLETS = (
     "sh", "cat", "echo", "ls", "id", "hostname", "sleep", "wget", "ps", "mount", "stat", "head", "tail", "grep",
-    "true", "false", "touch", "env", "ip", "nc", "httpd", "mkdir",
+    "true", "false", "touch", "env", "ip", "nc", "httpd", "mkdir", "stty",
 )  # fmt: skip
 
 

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -317,15 +317,37 @@ def test_apps_start_with_every_signal_at_its_default(rocket: Rocket) -> None:
     assert int(fields["SigIgn"], 16) == 0 and int(fields["SigBlk"], 16) == 0, fields
 
 
-def at_a_terminal(rocket: Rocket, *args: str, until: bytes = b"READY", keys: bytes = b"\x03") -> Tuple[bytes, int]:
-    """Run `rocket run` on a new terminal and type `keys` (^C) once the app printed `until`; the
-    terminal's whole output and rocket's exit code."""
-    import pty
+class Terminal:
+    """What at_a_terminal saw: the output, rocket's exit code, the terminal's device and its modes after."""
 
-    command = rocket.command("run", *args)
-    pid, fd = pty.fork()
+    def __init__(self, output: bytes, code: int, device: int, modes_after: List[Any]) -> None:
+        self.output = output
+        self.code = code
+        self.device = device
+        self.modes_after = modes_after
+
+
+def at_a_terminal(
+    rocket: Rocket, *args: str, until: bytes = b"READY", keys: bytes = b"\x03", rows: int = 24, columns: int = 80
+) -> Terminal:
+    """Run `rocket ARGS` on a new terminal of `rows` x `columns` and type `keys` (^C) once the app
+    printed `until`."""
+    import fcntl
+    import struct
+    import termios
+
+    command = rocket.command(*args)
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    device = os.fstat(slave).st_rdev
+    modes_before = termios.tcgetattr(slave)
+    pid = os.fork()
     if pid == 0:
+        os.close(master)
+        login_tty(slave)
         os.execvpe(command[0], command, rocket.env)
+    os.close(slave)
+    fd = master
     output = b""
     deadline = time.monotonic() + 30
     while until not in output and time.monotonic() < deadline:
@@ -340,25 +362,37 @@ def at_a_terminal(rocket: Rocket, *args: str, until: bytes = b"READY", keys: byt
             break
         output += chunk
     _, status = os.waitpid(pid, 0)
+    modes_after = termios.tcgetattr(fd)
     os.close(fd)
-    return output, os.waitstatus_to_exitcode(status)
+    assert modes_after == modes_before, "rocket left the terminal in other modes"
+    return Terminal(output, os.waitstatus_to_exitcode(status), device, modes_after)
+
+
+def login_tty(fd: int) -> None:
+    """`fd` becomes this new session's controlling terminal, and stdin, stdout and stderr."""
+    import fcntl
+    import termios
+
+    os.setsid()
+    fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
 
 
 def test_ctrl_c_at_a_terminal_stops_the_pod_through_its_supervisor(rocket: Rocket) -> None:
     """The apps have a session of their own: ^C reaches rocket alone, and the apps get TERM, not INT."""
-    output, code = at_a_terminal(rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", TRAPS)
-    assert b"GOT-TERM" in output and b"GOT-INT" not in output, output
-    assert code == 6
+    seen = at_a_terminal(rocket, "run", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", TRAPS)
+    assert b"GOT-TERM" in seen.output and b"GOT-INT" not in seen.output, seen.output
+    assert seen.code == 6
 
 
 def test_ctrl_c_at_an_interactive_app_is_the_apps(rocket: Rocket) -> None:
-    """With --interactive the app has the terminal: ^C interrupts what it runs, and the pod goes on."""
+    """With --interactive the app has a terminal: ^C interrupts what it runs, and the pod goes on."""
     script = "trap 'echo GOT-INT' INT; echo READY; sleep 5; echo STILL-HERE; exit 4"
-    output, code = at_a_terminal(
-        rocket, "--interactive", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", script
-    )
-    assert b"GOT-INT" in output and b"STILL-HERE" in output, output
-    assert code == 4
+    seen = at_a_terminal(rocket, "run", "--interactive", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", script)
+    assert b"GOT-INT" in seen.output and b"STILL-HERE" in seen.output, seen.output
+    assert seen.code == 4
 
 
 # -- environment, identity, files -------------------------------------------------------------------
@@ -610,22 +644,67 @@ def test_export_an_app_with_its_changes(rocket: Rocket, tmp_path: Path) -> None:
     assert rocket("image", "validate", str(exported)).returncode == 0
 
 
-def test_interactive_app_gets_the_terminal(rocket: Rocket) -> None:
-    script = "[ -t 0 ] && [ -t 1 ] && echo TTY-OK; read x; exit $x"
-    output, code = at_a_terminal(
-        rocket,
-        "--interactive",
-        "example.com/busybox",
-        "--exec",
-        "/bin/sh",
-        "--",
-        "-c",
-        script,
-        until=b"TTY-OK",
-        keys=b"5\n",
+def test_interactive_app_gets_a_terminal_of_its_own(rocket: Rocket) -> None:
+    """The app gets a new pseudo-terminal, not the operator's: it leads that terminal's session (so job
+    control works), sees the operator's window size, and cannot reach the operator's terminal, whose
+    input queue a controlling terminal's owner could fill with commands (TIOCSTI). The operator's
+    terminal is raw while the pod runs and as it was afterwards (at_a_terminal checks)."""
+    # Fields 6 and 7 of /proc/self/stat: the session and the controlling terminal's device number.
+    script = "read -r pid comm state ppid pgrp session tty rest < /proc/self/stat; echo SESSION=$session/$pid"
+    script += "; echo TTY=$tty; stty size; [ -t 0 ] && [ -t 1 ] && echo TTY-OK; read x; exit $x"
+    seen = at_a_terminal(
+        rocket, "run", "--interactive", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", script,
+        until=b"TTY-OK", keys=b"5\n", rows=33, columns=101,
+    )  # fmt: skip
+    lines = seen.output.decode().replace("\r", "").splitlines()
+    assert seen.code == 5 and "TTY-OK" in lines, lines
+    session = next(line for line in lines if line.startswith("SESSION=")).split("=")[1].split("/")
+    assert session[0] == session[1]  # the app leads its session
+    tty_number = int(next(line for line in lines if line.startswith("TTY=")).split("=")[1])
+    assert tty_number not in (0, seen.device)  # a controlling terminal, and not the operator's
+    assert "33 101" in lines
+
+
+def test_enter_at_a_terminal_gets_a_terminal_of_its_own(rocket: Rocket) -> None:
+    """As for --interactive: the entered command runs the pod's binaries, which must not get the
+    operator's terminal as their controlling terminal (TIOCSTI)."""
+    uuid = detach(rocket, "example.com/busybox", "--exec", "/bin/sleep", "--", "600")
+    script = "read -r pid comm state ppid pgrp session tty rest < /proc/self/stat; echo TTY=$tty"
+    script += "; stty size; echo TTY-OK; read x; exit $x"
+    try:
+        seen = at_a_terminal(
+            rocket, "enter", uuid, "/bin/sh", "-c", script, until=b"TTY-OK", keys=b"7\n", rows=40, columns=120
+        )
+    finally:
+        rocket("stop", uuid)
+    lines = seen.output.decode().replace("\r", "").splitlines()
+    assert seen.code == 7, lines
+    tty_number = int(next(line for line in lines if line.startswith("TTY=")).split("=")[1])
+    assert tty_number not in (0, seen.device) and "40 120" in lines, lines
+
+
+def test_interactive_input_that_is_not_a_terminal_still_reaches_the_app(rocket: Rocket) -> None:
+    result = subprocess.run(
+        rocket.command("run", "--interactive", "example.com/busybox", "--exec", "/bin/cat"),
+        env=rocket.env,
+        input="through a pipe\n",
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    assert b"TTY-OK" in output
-    assert code == 5
+    assert result.returncode == 0 and result.stdout == "through a pipe\n", result
+
+
+def test_only_interactive_apps_read_the_operators_input(rocket: Rocket) -> None:
+    result = subprocess.run(
+        rocket.command("run", "example.com/busybox", "--exec", "/bin/cat"),
+        env=rocket.env,
+        input="not for the app\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout == "", result
 
 
 def test_volume_target_through_an_image_symlink_stays_in_the_root(rocket: Rocket, tmp_path: Path) -> None:

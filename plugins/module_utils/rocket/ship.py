@@ -113,3 +113,4 @@ def every_module() -> None:  # pragma: no cover - read by Ansible, never run
     from .stage1 import supervisor as _stage1_supervisor
     from .stage1 import syscalls_aarch64 as _stage1_syscalls_aarch64
     from .stage1 import syscalls_x86_64 as _stage1_syscalls_x86_64
+    from .stage1 import terminal as _stage1_terminal

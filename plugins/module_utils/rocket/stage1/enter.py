@@ -10,13 +10,17 @@ confined the app, before exec. Its environment is the app's own (read from /proc
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from .. import cgroup_warmup
 from ..errors import PodStateError
 from . import linux
 from .launch import Launch, exec_app
+
+if TYPE_CHECKING:
+    from .terminal import PodTerminal
 
 NAMESPACES = (
     ("ipc", linux.CLONE_NEWIPC),
@@ -49,9 +53,32 @@ def enter(target_pid: int, template: Launch, argv: List[str]) -> int:
         raise PodStateError(
             f"cannot reach the app process {target_pid}: {exc.strerror}", hint="is the pod still running?"
         ) from exc
+    # At a terminal the command gets one of its own, relayed, not the operator's (terminal.py: TIOCSTI).
+    terminal: Optional[PodTerminal] = None
+    if os.isatty(0):
+        from .terminal import PodTerminal
+
+        terminal = PodTerminal()
+    try:
+        return _run_entered(target_pid, template, argv, env, handles, terminal)
+    finally:
+        if terminal is not None:
+            terminal.restore()
+
+
+def _run_entered(
+    target_pid: int,
+    template: Launch,
+    argv: List[str],
+    env: Dict[str, str],
+    handles: List[Tuple[int, int]],
+    terminal: Optional[PodTerminal],
+) -> int:
     child = os.fork()
     if child == 0:
         try:
+            if terminal is not None:
+                os.close(terminal.master)
             for path in template.restrictions.cgroup_procs:
                 with open(path, "w") as stream:
                     stream.write("0")
@@ -65,6 +92,8 @@ def enter(target_pid: int, template: Launch, argv: List[str]) -> int:
                     template.app, argv, env, "/", template.workdir, template.identity, template.restrictions
                 )
                 launch.restrictions.cgroup_procs = []
+                if terminal is not None:
+                    terminal.take()
                 exec_app(launch, enter=False)
             _pid, status = os.waitpid(grandchild, 0)
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
@@ -74,5 +103,22 @@ def enter(target_pid: int, template: Launch, argv: List[str]) -> int:
     for fd, _kind in handles:
         os.close(fd)
     cgroup_warmup.stop(after=cgroup_warmup.AFTER_FIRST_MOVE)  # started by cli/entry.py; the child joins at once
-    _pid, status = os.waitpid(child, 0)
+    if terminal is not None:
+        os.close(terminal.slave)
+        terminal.slave = -1
+        resize = signal.signal(signal.SIGWINCH, lambda _signum, _frame: terminal.resize())  # type: ignore[union-attr]
+        ended: List[int] = []  # the child's wait status, once reaped
+
+        def finished() -> bool:
+            if not ended:
+                pid, status = os.waitpid(child, os.WNOHANG)
+                if pid == child:
+                    ended.append(status)
+            return bool(ended)
+
+        try:
+            terminal.serve(finished)
+        finally:
+            signal.signal(signal.SIGWINCH, resize)
+    status = ended[0] if terminal is not None else os.waitpid(child, 0)[1]
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -32,7 +32,7 @@ BACKOFF_MAX = 60.0
 class AppRun(Record):
     """Everything init needs for one app."""
 
-    FIELDS = ("name", "root", "main", "pre_start", "post_stop", "stdout", "status_path")
+    FIELDS = ("name", "root", "main", "pre_start", "post_stop", "stdout", "status_path", "terminal")
 
     def __init__(
         self,
@@ -43,6 +43,7 @@ class AppRun(Record):
         post_stop: Optional[Launch] = None,
         stdout: int = 1,
         status_path: str = "",
+        terminal: bool = False,
     ) -> None:
         self.name = name
         self.root = root
@@ -51,6 +52,9 @@ class AppRun(Record):
         self.post_stop = post_stop
         self.stdout = stdout  # the descriptors the app writes to (pipes to the supervisor's log relay)
         self.status_path = status_path
+        # `stdout` is a terminal of the pod's own (terminal.py): the app reads it too, and leads a
+        # session whose controlling terminal it is.
+        self.terminal = terminal
 
 
 class PodRun(Record):
@@ -80,12 +84,19 @@ def _decode(status: int) -> Dict[str, object]:
     return {"exit_code": os.WEXITSTATUS(status), "signal": None}
 
 
-def _spawn(launch: Launch, stdout: int) -> int:
+def _spawn(launch: Launch, stdout: int, *, terminal: bool = False) -> int:
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if terminal:  # the pod's own terminal (terminal.py): stdio and controlling terminal
+            import fcntl
+            import termios
+
+            os.setsid()
+            os.dup2(stdout, 0)
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         if stdout != 1:
             os.dup2(stdout, 1)
             os.dup2(stdout, 2)
@@ -176,7 +187,7 @@ class PodInit:
                 )
                 self.stop_all(signal.SIGTERM)
                 break
-            pid = _spawn(app.main, app.stdout)
+            pid = _spawn(app.main, app.stdout, terminal=app.terminal)
             self.running[pid] = app
             self.pod.pids[app.name] = pid
             self._record(app, {"started": started, "pid": pid, "exit_code": None})
@@ -224,7 +235,7 @@ def pod_init_main(pod: PodRun) -> int:
         build_root(app.root)
     init = PodInit(pod)
     signal.signal(signal.SIGTERM, init.terminate)
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # ignored with --interactive: ^C is the app's
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # ignored on entry stays ignored (nohup &)
         signal.signal(signal.SIGINT, init.terminate)
     backoff = BACKOFF_START
     while True:

@@ -264,7 +264,7 @@ def build_plan(files: PodFiles, uuid: str, *, metadata_url: str, cgroup: Any = N
             root=str(files.app_rootfs(name)),
             read_only=bool(entry.get("readOnlyRootFS")),
             volumes=volumes,
-            console=os.ttyname(0) if plan.interactive and os.isatty(0) else None,
+            console=None,  # an interactive app's terminal comes from the supervisor (terminal.py)
             host_view=flavor.host_view,
         )
 

@@ -75,7 +75,7 @@ class RootPlan(Record):
         self.root = root
         self.read_only = read_only
         self.volumes = [] if volumes is None else volumes
-        self.console = console  # a tty to bind at /dev/console (interactive pods)
+        self.console = console  # the pod's own terminal to bind at /dev/console (interactive pods)
         self.host_view = host_view  # fly: the host's own /proc, /sys and /dev, for host-level tools
 
 

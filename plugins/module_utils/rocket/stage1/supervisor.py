@@ -33,13 +33,13 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
 
     from ..metadata import MetadataService
+    from .terminal import PodTerminal
 
 LOG_CAP = 8 << 20
 INIT_NAME = b"rocket-init"  # what the apps see as PID 1's command line
 # What stops a pod through its supervisor: `rocket stop` (TERM), and at a terminal ^C (INT), ^\ (QUIT)
 # and a hang-up (HUP). Each becomes a TERM to the pod's init, which stops the apps in order.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
-TERMINAL_KEYS = (signal.SIGINT, signal.SIGQUIT)
 PR_SET_DUMPABLE = 4
 METADATA_PORT = 2375
 
@@ -80,6 +80,9 @@ class LogRelay:
         import selectors
 
         self.selector.register(fd, selectors.EVENT_READ)
+
+    def unwatch(self, fd: int) -> None:
+        self.selector.unregister(fd)
 
     def pump(self, timeout: Optional[float]) -> List[int]:
         """Move whatever output is ready; returns the other ready descriptors (the wake-up pipe)."""
@@ -238,7 +241,12 @@ def supervise(
     also when the set-up fails half-way.
     """
     write_json(files.supervisor, {"pid": os.getpid(), "start_time": process_start_time(os.getpid())})
+    terminal: Optional[PodTerminal] = None
     try:
+        if interactive and os.isatty(0):
+            from .terminal import PodTerminal
+
+            terminal = PodTerminal()  # the operator's terminal is raw from here until the finally
         if network is not None:
             network.host_side()
         return _supervise(
@@ -254,11 +262,14 @@ def supervise(
             sysctls=sysctls,
             flavor=flavor,
             interactive=interactive,
+            terminal=terminal,
             metadata_listener=metadata_listener,
             network=network,
             adopt_init=adopt_init,
         )
     finally:
+        if terminal is not None:
+            terminal.restore()
         if network is not None:
             # Children would be born into the pod's PID namespace, which died with its init: back to ours.
             _children_in_own_pid_namespace()
@@ -280,14 +291,19 @@ def _supervise(
     sysctls: Optional[Dict[str, str]],
     flavor: str,
     interactive: bool,
+    terminal: Optional[PodTerminal],
     metadata_listener: Optional[_socket.socket],
     network: Optional[PodNetwork],
     adopt_init: Optional[Callable[[int], None]],
 ) -> int:
     pipes: Dict[str, int] = {}
     for app in pod.apps:
+        if terminal is not None:
+            # A terminal of the pod's own (terminal.py), also the pod's /dev/console; nothing is logged.
+            app.stdout, app.terminal, app.root.console = terminal.slave, True, terminal.slave_name
+            continue
         if interactive:
-            app.stdout = 1  # the app gets this terminal itself; nothing is logged
+            app.stdout = 1  # no terminal: the app reads and writes this process's own input and output
             continue
         read_end, write_end = os.pipe()
         pipes[app.name] = read_end
@@ -315,15 +331,14 @@ def _supervise(
     signal.set_wakeup_fd(wake_write)
     requested: List[int] = []
     for signum in STOP_SIGNALS:
-        if interactive and signum in TERMINAL_KEYS:
-            # The app has the terminal and shares its foreground group: ^C and ^\ are the app's
-            # (init ignores them too, inheriting this); the pod ends when the app does.
-            signal.signal(signum, signal.SIG_IGN)
-        elif signum == signal.SIGTERM or signal.getsignal(signum) is not signal.SIG_IGN:
-            # A signal ignored on entry stays ignored (nohup, a shell's background job); SIGTERM,
-            # `rocket stop`'s, always stops the pod.
+        # A signal ignored on entry stays ignored (nohup, a shell's background job); SIGTERM, `rocket
+        # stop`'s, always stops the pod. (With a pod terminal, the operator's keys are bytes for it.)
+        if signum == signal.SIGTERM or signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, lambda signum, _frame: requested.append(signum))
     signal.signal(signal.SIGCHLD, lambda *_args: None)
+    resized: List[int] = []
+    if terminal is not None:
+        signal.signal(signal.SIGWINCH, lambda signum, _frame: resized.append(signum))
 
     if isolation.pid_namespace:
         linux.unshare(linux.CLONE_NEWPID)
@@ -331,11 +346,18 @@ def _supervise(
     init_pid = os.fork()
     if init_pid == 0:
         try:
-            if not interactive:
-                # A session of the pod's own: the terminal's ^C, ^\, ^Z and hang-up reach this
-                # supervisor alone, which stops the apps in order (TERM, grace period, KILL) instead
-                # of each app dying of the key's signal at once.
-                os.setsid()
+            # A session of the pod's own: the terminal's ^C, ^\, ^Z and hang-up reach this supervisor
+            # alone, which stops the apps in order (TERM, grace period, KILL) instead of each app dying
+            # of the key's signal at once. An interactive app leads a session of its own terminal.
+            os.setsid()
+            if not interactive or terminal is not None:
+                # Input only with --interactive (as rkt, and podman without -i): no app reads, or pushes
+                # keys into (TIOCSTI), the operator's terminal.
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+            if terminal is not None:
+                os.close(terminal.master)
             os.close(lock_fd)  # only the supervisor may hold the pod's lock
             linux.set_pdeathsig(signal.SIGKILL)
             # PID 1 of the pod is a fork of rocket: its memory holds the operator's environment and the
@@ -392,6 +414,8 @@ def _supervise(
     for app in pod.apps:
         if app.stdout != 1:
             os.close(app.stdout)
+    if terminal is not None:
+        terminal.slave = -1  # closed just above: the app's side is init's and the app's alone now
     started = time.time()
     write_json(files.status, {"state": "running", "started": started, "init_pid": init_pid})
     if ready_fd is not None:
@@ -400,6 +424,9 @@ def _supervise(
 
     relay = LogRelay(files, pipes, echo=foreground or journal)
     relay.watch(wake_read)
+    if terminal is not None:
+        for fd in terminal.watched():
+            relay.watch(fd)
     forwarded = 0
     status: Optional[int] = None
     try:
@@ -410,6 +437,11 @@ def _supervise(
                         os.read(wake_read, 512)
                     except BlockingIOError:
                         pass
+                elif terminal is not None and not terminal.pump(fd):
+                    relay.unwatch(fd)  # the operator's input ended, or every app's side closed
+            if resized:
+                resized.clear()
+                terminal.resize()  # type: ignore[union-attr]
             if relay.unseen and foreground and signal.SIGPIPE not in requested:
                 # Whoever read `rocket run`'s output is gone (`| head`, a closed pager): end the pod
                 # as a pipeline's writer ends, in order; its logs still get everything.
@@ -421,6 +453,8 @@ def _supervise(
             if done == init_pid:
                 status = raw
         relay.drain()
+        if terminal is not None:
+            terminal.drain()
     except BaseException:
         # A bug in this loop must not leave the pod running without its supervisor: gone with init,
         # the apps leave their cgroups empty for the caller to remove.
