@@ -542,6 +542,27 @@ def test_host_processes_are_invisible(rocket: Rocket) -> None:
     assert len(pids) <= 4 and "1" in pids
 
 
+def test_no_descriptor_of_rockets_caller_reaches_the_apps(rocket: Rocket, tmp_path: Path) -> None:
+    """Whatever the caller of rocket left open (here a file on descriptor 42) stays out of the apps,
+    the handlers and entered commands: only 0, 1 and 2 go through exec."""
+    secret = os.open(tmp_path / "secret", os.O_RDWR | os.O_CREAT, 0o600)
+    os.dup2(secret, 42, inheritable=True)
+    try:
+        listing = subprocess.run(
+            rocket.command("run", "example.com/busybox", "--exec", "/bin/ls", "--", "/proc/self/fd"),
+            env=rocket.env,
+            pass_fds=(42,),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    finally:
+        os.close(42)
+        os.close(secret)
+    assert set(listing) <= {"0", "1", "2", "3"}, listing  # 3: ls's own listing of the folder
+
+
 def test_the_pods_init_shows_a_name_not_rockets_command_line(rocket: Rocket) -> None:
     """Anyone in the pod reads /proc/1/cmdline: PID 1, a fork of `rocket run`, showed its whole command
     line there, every app's --set-env values and the host's folders with it."""

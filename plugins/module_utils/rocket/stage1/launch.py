@@ -164,6 +164,9 @@ def default_signals() -> None:
 def exec_app(launch: Launch, *, enter: bool = True) -> NoReturn:
     """Become the app: never returns; on failure prints why and exits 127."""
     try:
+        # Only stdin, stdout and stderr go through exec: no descriptor that whoever ran rocket left
+        # open (a shell's, an agent's socket) reaches the app, as with runc and systemd.
+        linux.close_range_or_fallback(3, cloexec=True)
         cgroups = open_cgroups(launch.restrictions.cgroup_procs)
         if enter:
             enter_root(launch.root)
