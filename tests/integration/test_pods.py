@@ -563,6 +563,19 @@ def test_no_descriptor_of_rockets_caller_reaches_the_apps(rocket: Rocket, tmp_pa
     assert set(listing) <= {"0", "1", "2", "3"}, listing  # 3: ls's own listing of the folder
 
 
+def test_apps_get_a_services_umask_whatever_the_callers(rocket: Rocket) -> None:
+    result = subprocess.run(
+        rocket.command("run", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", "umask"),
+        env=rocket.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: os.umask(0o077),
+    )
+    assert result.stdout.strip() == "0022"
+
+
 def test_the_pods_init_shows_a_name_not_rockets_command_line(rocket: Rocket) -> None:
     """Anyone in the pod reads /proc/1/cmdline: PID 1, a fork of `rocket run`, showed its whole command
     line there, every app's --set-env values and the host's folders with it."""

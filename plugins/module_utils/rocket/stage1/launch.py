@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Dict, List, NoReturn, Optional, Sequence, Set
 
 EXIT_CANNOT_START = 127
+APP_UMASK = 0o022
 
 
 class Identity(Record):
@@ -167,6 +168,9 @@ def exec_app(launch: Launch, *, enter: bool = True) -> NoReturn:
         # Only stdin, stdout and stderr go through exec: no descriptor that whoever ran rocket left
         # open (a shell's, an agent's socket) reaches the app, as with runc and systemd.
         linux.close_range_or_fallback(3, cloexec=True)
+        # And the file mode mask of a service (systemd's and runc's default), not the one of whoever
+        # ran rocket: an app's files must not depend on the operator's shell.
+        os.umask(APP_UMASK)
         cgroups = open_cgroups(launch.restrictions.cgroup_procs)
         if enter:
             enter_root(launch.root)
