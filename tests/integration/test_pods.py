@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -715,6 +715,21 @@ def test_enter_at_a_terminal_gets_a_terminal_of_its_own(rocket: Rocket) -> None:
     assert seen.code == 7, lines
     tty_number = int(next(line for line in lines if line.startswith("TTY=")).split("=")[1])
     assert tty_number not in (0, seen.device) and "40 120" in lines, lines
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--interactive", "--detach", "example.com/busybox"),
+        ("--interactive", "example.com/busybox", "--name=a", "example.com/busybox", "--name=b"),
+    ],
+    ids=["detached", "two apps"],
+)
+def test_interactive_pods_run_one_app_in_the_foreground(rocket: Rocket, args: Tuple[str, ...]) -> None:
+    before = sorted(path.name for path in (rocket.data / "pods").glob("*/*"))
+    refused = rocket("run", *args, "--exec", "/bin/true", check=False)
+    assert refused.returncode == 254 and "interactive" in refused.stderr, refused.stderr
+    assert sorted(path.name for path in (rocket.data / "pods").glob("*/*")) == before  # nothing made
 
 
 def test_interactive_input_that_is_not_a_terminal_still_reaches_the_app(rocket: Rocket) -> None:

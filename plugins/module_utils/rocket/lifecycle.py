@@ -131,6 +131,11 @@ def prepare(
     from .net.config import resolve_requests
 
     options.check()
+    if options.interactive and len(manifest["apps"]) != 1:
+        raise UsageError(
+            f"--interactive runs one app, and this pod has {len(manifest['apps'])}",
+            hint="give one image, or drop --interactive",
+        )
     for entry in manifest["apps"]:
         check_runnable(store, entry["image"]["id"], insecure_image=insecure_image)
     net_mode, networks = resolve_requests(options.net, list(config_dirs or []))
@@ -246,6 +251,10 @@ def supervisor_command(
     return command
 
 
+def refuse_detached_interactive() -> None:
+    raise UsageError("an interactive pod runs in the foreground, at its terminal", hint="drop --detach")
+
+
 def require_root(doing: str) -> None:
     """Refuse before anything is made: a pod's namespaces, mounts and cgroups need root (as rkt's do)."""
     if os.geteuid() != 0:
@@ -261,6 +270,8 @@ def start(pod: Pod, *, detach: bool, engine: Optional[str] = None) -> int:
     require_root("running a pod")
     if pod.state != PREPARED:
         raise PodStateError(f"pod {pod.uuid} is {pod.display_state()}, not prepared", hint="prepare a new pod")
+    if detach and pod.runtime().get("interactive"):
+        refuse_detached_interactive()
     pod.lock()
     pod.to_run()
     lock_fd = pod.lock_fd()

@@ -77,6 +77,12 @@ def parse_app_section(words: List[str]) -> List[AppRequest]:
             apps[-1].args = words[index + 1 : end]
             index = end + 1
             continue
+        if word == "---":
+            # rkt's `---` only ends the arguments after `--`; apps simply follow one another.
+            raise UsageError(
+                "'---' ends an app's arguments, given after '--'",
+                hint="start the next app with its image: IMAGE [APP FLAGS]",
+            )
         if word.startswith("--"):
             if not apps:
                 raise UsageError(f"{word} is a per-app flag and must follow an image")

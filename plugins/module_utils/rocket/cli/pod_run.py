@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..lifecycle import prepare, require_root, start
+from ..lifecycle import prepare, refuse_detached_interactive, require_root, start
 from .context import Context
 from .flagspec import SWITCH, Flag, add_flags
 from .podflags import POD_FLAGS, add_pod_flags, pod_from_flags, save_uuid
@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: Any, ctx: Context) -> int:
     require_root("running a pod")  # before a pod folder is made that could never run
+    if args.detach and args.interactive:
+        refuse_detached_interactive()
     manifest, options = pod_from_flags(args, ctx)
     pod = prepare(
         ctx.store(),
