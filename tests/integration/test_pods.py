@@ -659,6 +659,22 @@ def test_restart_on_failure_with_backoff(rocket: Rocket, tmp_path: Path) -> None
     assert time.monotonic() - started >= 0.5 + 1.0  # two backoffs: 0.5 s, then 1 s
 
 
+def test_a_stop_during_the_backoff_ends_the_pod_at_once(rocket: Rocket) -> None:
+    """The third failure is followed by a 2 s backoff: `rocket stop` then must neither wait for it nor
+    start the app a fourth time (it did both: a stop could take a minute and end with a restart)."""
+    script = "echo run; exit 1"
+    uuid = detach(rocket, "--restart=always", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", script)
+    deadline = time.monotonic() + 10
+    while rocket("logs", uuid).stdout.count("run") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    rocket("stop", uuid)
+    assert time.monotonic() - started < 1.5
+    time.sleep(2.5)
+    assert rocket("logs", uuid).stdout.count("run") == 3
+    assert rocket.status(uuid)["exit_code"] == 1
+
+
 def test_logs_and_status_wait(rocket: Rocket) -> None:
     uuid = detach(
         rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", "echo line1; sleep 0.5; echo line2; exit 7"

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 STOP_TIMEOUT = 10.0
 BACKOFF_START = 0.5
 BACKOFF_MAX = 60.0
+STOP_POLL = 0.05  # how often a backoff looks for a stop request
 
 
 class AppRun(Record):
@@ -249,5 +250,11 @@ def pod_init_main(pod: PodRun) -> int:
             backoff = BACKOFF_START  # it ran a good while: a fresh failure, not a crash loop
         if pod.on_event is not None:
             pod.on_event("restart", {"exit_code": code, "backoff": backoff})
-        time.sleep(backoff)
+        # A stop during the backoff ends the pod now: it must neither wait out the backoff (up to a
+        # minute) nor start the apps again. A signal handler does not cut time.sleep short.
+        deadline = time.monotonic() + backoff
+        while not init.requested_stop and time.monotonic() < deadline:
+            time.sleep(min(STOP_POLL, max(deadline - time.monotonic(), 0)))
+        if init.requested_stop:
+            return code
         backoff = min(backoff * 2, BACKOFF_MAX)
