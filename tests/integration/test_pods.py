@@ -448,6 +448,35 @@ def test_pre_start_app_post_stop_order(rocket: Rocket, tmp_path: Path) -> None:
     assert (shared / "order").read_text().split() == ["pre-start", "app", "post-stop"]
 
 
+def test_a_stop_during_a_pre_start_handler_stops_it_and_starts_no_app(rocket: Rocket, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    image = busybox_image(
+        tmp_path,
+        "example.com/slow-start",
+        app={
+            "exec": ["/bin/sh", "-c", "echo app >> /shared/order"],
+            "user": "0",
+            "group": "0",
+            "eventHandlers": [
+                {"name": "pre-start", "exec": ["/bin/sh", "-c", "echo pre-start >> /shared/order; exec sleep 30"]},
+                {"name": "post-stop", "exec": ["/bin/sh", "-c", "echo post-stop >> /shared/order"]},
+            ],
+            "mountPoints": [{"name": "shared", "path": "/shared"}],
+        },
+    )
+    rocket("fetch", str(image))
+    uuid = detach(rocket, f"--volume=shared,kind=host,source={shared}", "example.com/slow-start")
+    deadline = time.monotonic() + 10
+    while not (shared / "order").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    rocket("stop", uuid)
+    assert time.monotonic() - started < 5  # not the handler's 30 s, nor the stop timeout
+    assert rocket.status(uuid)["state"] == "exited"
+    assert (shared / "order").read_text().split() == ["pre-start", "post-stop"]
+
+
 def test_rootfs_changes_stay_in_the_pod_and_readonly_rootfs(rocket: Rocket) -> None:
     rocket.sh("echo changed > /bin/added")
     assert "changed" not in rocket.sh("cat /bin/added 2>&1; true").stdout  # a new pod starts from the image

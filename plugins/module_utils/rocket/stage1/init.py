@@ -115,15 +115,25 @@ class PodInit:
         self.first_failure: Optional[str] = None
         self.running: Dict[int, AppRun] = {}
         self.results: Dict[str, Dict[str, object]] = {}
+        self.pre_start: Optional[int] = None  # the pid of a pre-start handler while it runs
 
     def _record(self, app: AppRun, result: Dict[str, object]) -> None:
         self.results[app.name] = result
         if app.status_path:
             atomic_write(app.status_path, json.dumps(result, sort_keys=True).encode(), durable=False)
 
-    def _run_to_end(self, launch: Launch, stdout: int) -> int:
-        """Run a handler to completion, reaping whatever else exits meanwhile."""
+    def _run_to_end(self, launch: Launch, stdout: int, *, pre_start: bool = False) -> int:
+        """Run a handler to completion, reaping whatever else exits meanwhile. A stop reaches a
+        pre-start handler as it reaches the apps; a post-stop handler runs because of one."""
         pid = _spawn(launch, stdout)
+        if pre_start:
+            self.pre_start = pid
+        try:
+            return self._wait_for(pid)
+        finally:
+            self.pre_start = None
+
+    def _wait_for(self, pid: int) -> int:
         while True:
             try:
                 done, status = os.waitpid(-1, 0)
@@ -174,8 +184,10 @@ class PodInit:
         self.results = {}
         self.first_failure = None
         for app in self.pod.apps:
+            if self.requested_stop:
+                break  # stopped while an earlier app's pre-start ran: start nothing more
             started = time.time()
-            if app.pre_start is not None and self._run_to_end(app.pre_start, app.stdout) != 0:
+            if app.pre_start is not None and self._run_to_end(app.pre_start, app.stdout, pre_start=True) != 0:
                 self._record(
                     app,
                     {
@@ -188,6 +200,8 @@ class PodInit:
                 )
                 self.stop_all(signal.SIGTERM)
                 break
+            if self.requested_stop:
+                break  # stopped during this app's pre-start
             pid = _spawn(app.main, app.stdout, terminal=app.terminal)
             self.running[pid] = app
             self.pod.pids[app.name] = pid
@@ -211,15 +225,18 @@ class PodInit:
     def terminate(self, signum: int, _frame: object) -> None:
         self.requested_stop = True
         self.stopping = True
-        for pid in list(self.running):
+        for pid in self._stoppable():
             _signal(pid, signal.SIGTERM)
         # run_once's wait loop reaps them; whatever still runs when the grace period ends is killed.
         signal.signal(signal.SIGALRM, self.kill_remaining)
         signal.setitimer(signal.ITIMER_REAL, self.pod.stop_timeout)
 
     def kill_remaining(self, _signum: int, _frame: object) -> None:
-        for pid in list(self.running):
+        for pid in self._stoppable():
             _signal(pid, signal.SIGKILL)
+
+    def _stoppable(self) -> List[int]:
+        return [*self.running, *([self.pre_start] if self.pre_start is not None else [])]
 
 
 def _signal(pid: int, signum: int) -> None:
