@@ -704,6 +704,22 @@ def test_a_stop_during_the_backoff_ends_the_pod_at_once(rocket: Rocket) -> None:
     assert rocket.status(uuid)["exit_code"] == 1
 
 
+def test_stop_waits_as_long_as_the_pods_stop_timeout(rocket: Rocket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app that ignores TERM is killed after the pod's --stop-timeout; `stop` waits that long (and a
+    margin) rather than a fixed time, so a pod given a long timeout is not reported as stuck."""
+    from rocket import lifecycle
+    from rocket.pod import Pod
+
+    monkeypatch.setattr(lifecycle, "STOP_WAIT", 0.5)  # shorter than the pod's 3 s, which must win
+    monkeypatch.setattr(lifecycle, "STOP_MARGIN", 2.0)
+    script = "trap '' TERM; while :; do sleep 0.1; done"
+    uuid = detach(rocket, "--stop-timeout=3", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", script)
+    started = time.monotonic()
+    lifecycle.stop([Pod.find(rocket.data, uuid)])
+    assert 3 <= time.monotonic() - started < 5
+    assert rocket.status(uuid)["apps"]["busybox"]["signal"] == "SIGKILL"
+
+
 def test_logs_and_status_wait(rocket: Rocket) -> None:
     uuid = detach(
         rocket, "example.com/busybox", "--exec", "/bin/sh", "--", "-c", "echo line1; sleep 0.5; echo line2; exit 7"

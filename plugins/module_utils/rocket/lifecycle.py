@@ -35,6 +35,11 @@ DEFAULT_GC_GRACE = 30 * 60
 PREPARED_EXPIRY = 24 * 3600
 
 
+DEFAULT_STOP_TIMEOUT = 10.0  # seconds from TERM to KILL when a pod's apps are stopped
+STOP_WAIT = 30.0  # how long `stop` waits at least for the supervisors to finish
+STOP_MARGIN = 20.0  # beyond a pod's stop timeout: post-stop handlers, teardown
+
+
 class PodOptions(Record):
     """Pod-level choices of `prepare`/`run` (the per-app ones are in the pod manifest)."""
 
@@ -48,7 +53,7 @@ class PodOptions(Record):
         net: str = "default",
         dns: Optional[DnsOptions] = None,
         interactive: bool = False,
-        stop_timeout: float = 10.0,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         seccomp: Optional[Dict[str, str]] = None,
         annotations: Optional[Dict[str, str]] = None,
     ) -> None:
@@ -384,14 +389,20 @@ def supervisor_pid(pod: Pod) -> Optional[int]:
     return pid
 
 
-def stop(pods: List[Pod], *, force: bool = False, wait: float = 30.0) -> None:
+def stop(pods: List[Pod], *, force: bool = False, wait: Optional[float] = None) -> None:
     """Ask the supervisors to stop the pods (SIGTERM; --force: SIGKILL to everything), then wait for all.
 
     Every pod is signalled before any is waited for, so stopping many pods takes as long as the slowest.
+    By default the wait allows the longest stop timeout of the pods (TERM to KILL) and STOP_MARGIN for
+    the post-stop handlers and the teardown: a pod given --stop-timeout=60 is not reported as stuck
+    after 30 s while it stops as told.
     """
     for pod in pods:
         if not pod.is_running():
             raise PodStateError(f"pod {pod.uuid} is not running", hint="see 'rocket list'", pod=pod.uuid)
+    if wait is None:
+        timeouts = [float(pod.runtime().get("stop_timeout", DEFAULT_STOP_TIMEOUT)) for pod in pods]
+        wait = max(STOP_WAIT, max(timeouts, default=0.0) + STOP_MARGIN)
     for pod in pods:
         pid = supervisor_pid(pod)
         if force:

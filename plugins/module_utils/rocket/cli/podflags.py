@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import ManifestError, NotFoundError, UsageError
-from ..lifecycle import FLAVORS, RESTART_POLICIES, PodOptions
+from ..lifecycle import DEFAULT_STOP_TIMEOUT, FLAVORS, RESTART_POLICIES, PodOptions
 from ..manifest import load_pod_manifest
 from ..net.dns import options_from_flags
 from ..podspec import AppRequest, build_pod_manifest, parse_app_section, volume_from_flag
@@ -40,7 +40,7 @@ POD_FLAGS = (
     Flag("--dns-domain", default="", help="the resolv.conf domain"),
     Flag("--hosts-entry", APPEND, metavar="IP=HOST|host", help="an /etc/hosts line, or host's own"),
     Flag("--uuid-file-save", help="write the pod's UUID to this file"),
-    Flag("--stop-timeout", convert=float, default=10.0, help="seconds between TERM and KILL"),
+    Flag("--stop-timeout", convert=float, default=DEFAULT_STOP_TIMEOUT, help="seconds between TERM and KILL"),
     Flag("--pull-policy", choices=("new", "update", "never"), default="new"),
 )
 APPS = "apps"  # everything from the first image on: images with their per-app flags (podspec.py)
