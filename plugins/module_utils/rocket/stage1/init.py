@@ -91,14 +91,11 @@ def _spawn(launch: Launch, stdout: int, *, terminal: bool = False) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        if terminal:  # the pod's own terminal (terminal.py): stdio and controlling terminal
-            import fcntl
-            import termios
+        if terminal:
+            from .terminal import take_terminal
 
-            os.setsid()
-            os.dup2(stdout, 0)
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        if stdout != 1:
+            take_terminal(stdout)
+        elif stdout != 1:
             os.dup2(stdout, 1)
             os.dup2(stdout, 2)
         exec_app(launch)

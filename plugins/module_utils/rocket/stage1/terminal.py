@@ -89,12 +89,8 @@ class PodTerminal:
         self.drain()
 
     def take(self) -> None:
-        """In the process that runs the app: the pod's terminal becomes its stdio and controlling
-        terminal, in a session of its own."""
-        os.setsid()
-        for target in (0, 1, 2):
-            os.dup2(self.slave, target)
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        """In the process that runs the app (`rocket enter`'s): see take_terminal."""
+        take_terminal(self.slave)
 
     def restore(self) -> None:
         """The operator's terminal as it was, and the pair closed."""
@@ -119,3 +115,12 @@ class PodTerminal:
                 self.drain()
             except OSError:
                 return  # the operator's terminal hung up: SIGHUP stops the pod
+
+
+def take_terminal(fd: int) -> None:
+    """In the process about to exec the app: the pod's terminal `fd` becomes its stdin, stdout, stderr
+    and controlling terminal, in a session of its own (so ^C, ^Z and job control are the app's)."""
+    os.setsid()
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
