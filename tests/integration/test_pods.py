@@ -48,26 +48,35 @@ def rocket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rocket]:
         },
     )
     cli("fetch", str(env_image))
-    handlers = busybox_image(
-        tmp,
-        "example.com/handlers",
-        app={
-            "exec": ["/bin/sh", "-c", "echo app >> /shared/order"],
-            "user": "0",
-            "group": "0",
-            "eventHandlers": [
-                {"name": "pre-start", "exec": ["/bin/sh", "-c", "echo pre-start >> /shared/order"]},
-                {"name": "post-stop", "exec": ["/bin/sh", "-c", "echo post-stop >> /shared/order"]},
-            ],
-            "mountPoints": [{"name": "shared", "path": "/shared"}],
-        },
-    )
-    cli("fetch", str(handlers))
+    cli("fetch", str(handlers_image(tmp, "example.com/handlers")))
     yield cli
     for pod in json.loads(cli("list", "--format=json").stdout):
         if pod["state"] == "running":
             cli("stop", "--force", pod["uuid"], check=False)
     cli("gc", "--grace-period=0s", check=False)
+
+
+def handlers_image(tmp: Path, name: str, *, pre_start: str = "") -> Path:
+    """An image whose pre-start handler, app and post-stop handler each append their name to
+    /shared/order (a volume named shared); the pre-start handler then runs `pre_start`."""
+
+    def appends(what: str, then: str = "") -> List[str]:
+        return ["/bin/sh", "-c", f"echo {what} >> /shared/order" + (f"; {then}" if then else "")]
+
+    return busybox_image(
+        tmp,
+        name,
+        app={
+            "exec": appends("app"),
+            "user": "0",
+            "group": "0",
+            "eventHandlers": [
+                {"name": "pre-start", "exec": appends("pre-start", pre_start)},
+                {"name": "post-stop", "exec": appends("post-stop")},
+            ],
+            "mountPoints": [{"name": "shared", "path": "/shared"}],
+        },
+    )
 
 
 def detach(rocket: Rocket, *args: str) -> str:
@@ -451,21 +460,7 @@ def test_pre_start_app_post_stop_order(rocket: Rocket, tmp_path: Path) -> None:
 def test_a_stop_during_a_pre_start_handler_stops_it_and_starts_no_app(rocket: Rocket, tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
-    image = busybox_image(
-        tmp_path,
-        "example.com/slow-start",
-        app={
-            "exec": ["/bin/sh", "-c", "echo app >> /shared/order"],
-            "user": "0",
-            "group": "0",
-            "eventHandlers": [
-                {"name": "pre-start", "exec": ["/bin/sh", "-c", "echo pre-start >> /shared/order; exec sleep 30"]},
-                {"name": "post-stop", "exec": ["/bin/sh", "-c", "echo post-stop >> /shared/order"]},
-            ],
-            "mountPoints": [{"name": "shared", "path": "/shared"}],
-        },
-    )
-    rocket("fetch", str(image))
+    rocket("fetch", str(handlers_image(tmp_path, "example.com/slow-start", pre_start="exec sleep 30")))
     uuid = detach(rocket, f"--volume=shared,kind=host,source={shared}", "example.com/slow-start")
     deadline = time.monotonic() + 10
     while not (shared / "order").exists() and time.monotonic() < deadline:
@@ -793,28 +788,21 @@ def test_interactive_pods_run_one_app_in_the_foreground(rocket: Rocket, args: Tu
     assert sorted(path.name for path in (rocket.data / "pods").glob("*/*")) == before  # nothing made
 
 
-def test_interactive_input_that_is_not_a_terminal_still_reaches_the_app(rocket: Rocket) -> None:
+@pytest.mark.parametrize(
+    ("flags", "seen"),
+    [(["--interactive"], "through a pipe\n"), ([], "")],
+    ids=["interactive: input that is not a terminal goes through", "otherwise the app reads /dev/null"],
+)
+def test_only_interactive_apps_read_the_operators_input(rocket: Rocket, flags: List[str], seen: str) -> None:
     result = subprocess.run(
-        rocket.command("run", "--interactive", "example.com/busybox", "--exec", "/bin/cat"),
+        rocket.command("run", *flags, "example.com/busybox", "--exec", "/bin/cat"),
         env=rocket.env,
         input="through a pipe\n",
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 0 and result.stdout == "through a pipe\n", result
-
-
-def test_only_interactive_apps_read_the_operators_input(rocket: Rocket) -> None:
-    result = subprocess.run(
-        rocket.command("run", "example.com/busybox", "--exec", "/bin/cat"),
-        env=rocket.env,
-        input="not for the app\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0 and result.stdout == "", result
+    assert result.returncode == 0 and result.stdout == seen, result
 
 
 def test_volume_target_through_an_image_symlink_stays_in_the_root(rocket: Rocket, tmp_path: Path) -> None:
