@@ -56,9 +56,9 @@ def rocket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rocket]:
     cli("gc", "--grace-period=0s", check=False)
 
 
-def handlers_image(tmp: Path, name: str, *, pre_start: str = "") -> Path:
+def handlers_image(tmp: Path, name: str, *, pre_start: str = "", app: str = "") -> Path:
     """An image whose pre-start handler, app and post-stop handler each append their name to
-    /shared/order (a volume named shared); the pre-start handler then runs `pre_start`."""
+    /shared/order (a volume named shared); the pre-start handler then runs `pre_start`, the app `app`."""
 
     def appends(what: str, then: str = "") -> List[str]:
         return ["/bin/sh", "-c", f"echo {what} >> /shared/order" + (f"; {then}" if then else "")]
@@ -67,7 +67,7 @@ def handlers_image(tmp: Path, name: str, *, pre_start: str = "") -> Path:
         tmp,
         name,
         app={
-            "exec": appends("app"),
+            "exec": appends("app", app),
             "user": "0",
             "group": "0",
             "eventHandlers": [
@@ -707,8 +707,11 @@ def test_stop_waits_as_long_as_the_pods_stop_timeout(rocket: Rocket, monkeypatch
 
     monkeypatch.setattr(lifecycle, "STOP_WAIT", 0.5)  # shorter than the pod's 3 s, which must win
     monkeypatch.setattr(lifecycle, "STOP_MARGIN", 2.0)
-    script = "trap '' TERM; while :; do sleep 0.1; done"
+    script = "trap '' TERM; echo READY; while :; do sleep 0.1; done"
     uuid = detach(rocket, "--stop-timeout=3", "example.com/busybox", "--exec", "/bin/sh", "--", "-c", script)
+    deadline = time.monotonic() + 10
+    while "READY" not in rocket("logs", uuid).stdout and time.monotonic() < deadline:
+        time.sleep(0.05)  # TERM before the trap would end the app at once
     started = time.monotonic()
     lifecycle.stop([Pod.find(rocket.data, uuid)])
     assert 3 <= time.monotonic() - started < 5
@@ -753,6 +756,20 @@ def test_interactive_app_gets_a_terminal_of_its_own(rocket: Rocket) -> None:
     tty_number = int(next(line for line in lines if line.startswith("TTY=")).split("=")[1])
     assert tty_number not in (0, seen.device)  # a controlling terminal, and not the operator's
     assert "33 101" in lines
+
+
+def test_enter_right_after_a_detached_start_waits_for_the_app(rocket: Rocket, tmp_path: Path) -> None:
+    """`run --detach` returns once the pod runs, maybe before its app does (here a pre-start handler
+    takes a second): an `enter` at once waits for the app instead of saying it has no process."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    rocket("fetch", str(handlers_image(tmp_path, "example.com/late-app", pre_start="sleep 1", app="exec sleep 600")))
+    uuid = detach(rocket, f"--volume=shared,kind=host,source={shared}", "example.com/late-app")
+    try:
+        entered = rocket("enter", uuid, "/bin/cat", "/shared/order")
+    finally:
+        rocket("stop", uuid)
+    assert entered.stdout.split() == ["pre-start", "app"]
 
 
 def test_enter_at_a_terminal_gets_a_terminal_of_its_own(rocket: Rocket) -> None:

@@ -38,6 +38,7 @@ PREPARED_EXPIRY = 24 * 3600
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds from TERM to KILL when a pod's apps are stopped
 STOP_WAIT = 30.0  # how long `stop` waits at least for the supervisors to finish
 STOP_MARGIN = 20.0  # beyond a pod's stop timeout: post-stop handlers, teardown
+ENTER_WAIT = 5.0  # how long `enter` waits for a just-started pod's app to be running
 
 
 class PodOptions(Record):
@@ -586,12 +587,24 @@ def enter(pod: Pod, *, app: Optional[str], argv: List[str]) -> int:
     cgroup = PodCgroup(detect(), pod.uuid, parent=pod.files.cgroup_parent())
     plan = build_plan(pod.files, pod.uuid, metadata_url="", cgroup=cgroup)
     run = next(a for a in plan.run.apps if a.name == name)
-    target = _app_host_pid(cgroup, name, pod.read_json(pod.files.app_status(name)).get("pid"))
+    # Right after `run --detach` returns, init may still be building the app's root: wait for the app.
+    deadline = time.monotonic() + ENTER_WAIT
+    while True:
+        try:
+            target = _app_host_pid(cgroup, name, pod.read_json(pod.files.app_status(name)).get("pid"))
+            break
+        except PodStateError:
+            if time.monotonic() > deadline or not pod.is_running():
+                raise
+            time.sleep(0.02)
     return enter_app(target, run.main, argv or ["/bin/sh"])
 
 
 def _app_host_pid(cgroup: Any, app: str, ns_pid: Any) -> int:
-    """The host pid of an app's main process: the process in its cgroup whose pod-namespace pid is `ns_pid`."""
+    """The host pid of an app's main process: the process in its cgroup whose pod-namespace pid is `ns_pid`
+    (None while init has not started the app: a pre-start handler in its cgroup is not the app)."""
+    if ns_pid is None:
+        raise PodStateError(f"app {app} has not started yet", hint="see 'rocket status'")
     candidates: List[int] = []
     for procs in cgroup.procs_files(app):
         try:
