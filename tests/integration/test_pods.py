@@ -10,6 +10,7 @@ import json
 import operator
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -337,10 +338,16 @@ class Terminal:
 
 
 def at_a_terminal(
-    rocket: Rocket, *args: str, until: bytes = b"READY", keys: bytes = b"\x03", rows: int = 24, columns: int = 80
+    rocket: Rocket,
+    *args: str,
+    until: bytes = b"READY",
+    keys: bytes = b"\x03",
+    rows: int = 24,
+    columns: int = 80,
+    background: bool = False,
 ) -> Terminal:
     """Run `rocket ARGS` on a new terminal of `rows` x `columns` and type `keys` (^C) once the app
-    printed `until`."""
+    printed `until`; with `background`, as a job that is not the terminal's foreground."""
     import fcntl
     import struct
     import termios
@@ -354,19 +361,36 @@ def at_a_terminal(
     if pid == 0:
         os.close(master)
         login_tty(slave)
+        if background:  # a job of this session in a process group of its own, not the foreground's
+            job = os.fork()
+            if job:
+                os._exit(os.waitstatus_to_exitcode(os.waitpid(job, 0)[1]) & 0xFF)
+            os.setpgid(0, 0)
         os.execvpe(command[0], command, rocket.env)
     os.close(slave)
     fd = master
     output = b""
-    deadline = time.monotonic() + 30
-    while until not in output and time.monotonic() < deadline:
-        output += os.read(fd, 1024)
+    deadline = time.monotonic() + 60
+
+    def more() -> bytes:
+        """The terminal's next output; b"" once its last process is gone (EIO)."""
+        if not select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+            os.kill(pid, signal.SIGKILL)  # a stopped or stuck rocket fails the test instead of hanging it
+            os.waitpid(pid, 0)
+            raise AssertionError(f"rocket did not end within 60 s: {output!r}")
+        try:
+            return os.read(fd, 1024)
+        except OSError:
+            return b""
+
+    while until not in output:
+        chunk = more()
+        if not chunk:
+            break
+        output += chunk
     os.write(fd, keys)
     while True:
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:  # EIO: the terminal's last process is gone
-            break
+        chunk = more()
         if not chunk:
             break
         output += chunk
@@ -788,6 +812,20 @@ def test_enter_at_a_terminal_gets_a_terminal_of_its_own(rocket: Rocket) -> None:
     assert seen.code == 7, lines
     tty_number = int(next(line for line in lines if line.startswith("TTY=")).split("=")[1])
     assert tty_number not in (0, seen.device) and "40 120" in lines, lines
+
+
+def test_a_background_job_gets_no_pod_terminal(rocket: Rocket) -> None:
+    """Raw mode from a background job would stop it (SIGTTOU) and take the foreground job's keys:
+    refused, with the terminal left as it was (at_a_terminal checks) and no pod made."""
+    uuid = detach(rocket, "example.com/busybox", "--exec", "/bin/sleep", "--", "600")
+    before = sorted(path.name for path in (rocket.data / "pods").glob("*/*"))
+    try:
+        for args in (("run", "--interactive", "example.com/busybox", "--exec", "/bin/true"), ("enter", uuid)):
+            seen = at_a_terminal(rocket, *args, until=b"foreground", keys=b"", background=True)
+            assert seen.code == 254 and b"must run in its foreground" in seen.output, seen.output
+    finally:
+        rocket("stop", uuid)
+    assert sorted(path.name for path in (rocket.data / "pods").glob("*/*")) == before
 
 
 @pytest.mark.parametrize(

@@ -578,6 +578,10 @@ def enter(pod: Pod, *, app: Optional[str], argv: List[str]) -> int:
     from .stage1.plan import build_plan
 
     require_root("entering a pod")
+    if os.isatty(0):
+        from .stage1.terminal import require_foreground
+
+        require_foreground("rocket enter")  # its command gets a terminal of its own (stage1/terminal.py)
     if not pod.is_running():
         raise PodStateError(f"pod {pod.uuid} is not running", hint="start it, or see 'rocket list'", pod=pod.uuid)
     apps = sorted((pod.runtime().get("apps") or {}).keys())

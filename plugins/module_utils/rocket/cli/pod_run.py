@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..lifecycle import prepare, refuse_detached_interactive, require_root, start
@@ -31,6 +32,10 @@ def run(args: Any, ctx: Context) -> int:
     require_root("running a pod")  # before a pod folder is made that could never run
     if args.detach and args.interactive:
         refuse_detached_interactive()
+    if args.interactive and os.isatty(0):
+        from ..stage1.terminal import require_foreground
+
+        require_foreground("rocket run --interactive")  # before a pod folder is made
     manifest, options = pod_from_flags(args, ctx)
     pod = prepare(
         ctx.store(),

@@ -18,11 +18,24 @@ import select
 import termios
 import tty
 
+from ..errors import UsageError
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the pod-start path
 if TYPE_CHECKING:
     from typing import Any, Callable, List, Optional
 
 CHUNK = 65536
+
+
+def require_foreground(doing: str) -> None:
+    """Refuse a pod terminal to a background job: switching the operator's terminal to raw mode would
+    stop it (SIGTTOU), and its keys belong to the job in the foreground."""
+    try:
+        foreground = os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        foreground = False
+    if not foreground:
+        raise UsageError(f"{doing} at a terminal must run in its foreground", hint="run it without '&', or 'fg' it")
 
 
 class PodTerminal:
