@@ -82,13 +82,14 @@ def snapshot(data: Path) -> Dict[str, Any]:
 
 
 def settles_to(data: Path, wanted: Dict[str, Any], timeout: float = 10.0) -> Dict[str, Any]:
-    """The snapshot once it equals `wanted`, or the last one after `timeout` seconds: the kernel removes a
-    veth when the last process of its namespace is gone, a moment after the supervisor exits."""
+    """The snapshot once it equals `wanted` twice in a row, or the last one after `timeout` seconds: the
+    kernel removes a veth when the last process of its namespace is gone, a moment after the supervisor
+    exits, and a link dump taken while it deletes links may miss some that are still there."""
     deadline = time.monotonic() + timeout
-    current = snapshot(data)
-    while current != wanted and time.monotonic() < deadline:
+    previous, current = None, snapshot(data)
+    while (current != wanted or previous != wanted) and time.monotonic() < deadline:
         time.sleep(0.05)
-        current = snapshot(data)
+        previous, current = current, snapshot(data)
     return current
 
 
